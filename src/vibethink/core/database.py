@@ -1,0 +1,149 @@
+"""Database URLs, the embedded PostgreSQL, engines, and tenant-scoped transactions.
+
+Two connections exist: the *owner* (runs migrations, owns every table) and the *app* role (owns
+nothing, lacks BYPASSRLS). Requests only ever use the app role; every transaction sets the RLS
+context with `set_config(..., true)` before its first query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from vibethink.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+APP_ROLE_DEFAULT = "vibethink_app"
+DEFINER_ROLE = "vibethink_definer"
+
+
+def to_async_url(url: str | URL) -> URL:
+    """Any standard `postgresql://` URL, as an asyncpg SQLAlchemy URL."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    return parsed.set(drivername="postgresql+asyncpg")
+
+
+def _start_embedded(settings: Settings) -> URL:
+    import pgserver
+
+    data_dir = settings.pg_data_dir
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
+    uri = make_url(server.get_uri())
+    existing = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{settings.database_name}';")
+    if "(1 row)" not in existing:
+        server.psql(f'CREATE DATABASE "{settings.database_name}";')
+    _EMBEDDED.append(server)
+    return uri.set(database=settings.database_name)
+
+
+_EMBEDDED: list[Any] = []
+
+
+def stop_embedded() -> None:
+    """Stops the embedded server if this process started it (no-op otherwise)."""
+    while _EMBEDDED:
+        server = _EMBEDDED.pop()
+        try:
+            server.cleanup()
+        except Exception:  # pragma: no cover - best effort on shutdown
+            log.exception("embedded PostgreSQL did not stop cleanly")
+
+
+def owner_url(settings: Settings) -> URL:
+    if settings.database_url:
+        return make_url(settings.database_url).set(drivername="postgresql")
+    return _start_embedded(settings)
+
+
+def app_url_for(settings: Settings, owner: URL) -> URL:
+    if settings.app_database_url:
+        return make_url(settings.app_database_url).set(drivername="postgresql")
+    return owner.set(username=settings.app_db_role, password=settings.app_db_password)
+
+
+@dataclass(frozen=True, slots=True)
+class RlsContext:
+    """What PostgreSQL's policies see for one transaction."""
+
+    tenant_id: uuid.UUID | None = None
+    user_id: uuid.UUID | None = None
+    role: str | None = None
+    is_admin: bool = False
+
+    def settings_row(self) -> dict[str, str]:
+        return {
+            "tenant": str(self.tenant_id) if self.tenant_id else "",
+            "user": str(self.user_id) if self.user_id else "",
+            "role": self.role or "",
+            "admin": "on" if self.is_admin else "",
+        }
+
+
+SET_CONTEXT_SQL = text(
+    "SELECT set_config('app.tenant_id', :tenant, true), set_config('app.user_id', :user, true),"
+    " set_config('app.role', :role, true), set_config('app.admin', :admin, true)"
+)
+
+
+async def apply_context(conn: AsyncSession | AsyncConnection, context: RlsContext) -> None:
+    """Sets the transaction-local RLS settings; never `SET` at session level (pools would leak it)."""
+    await conn.execute(SET_CONTEXT_SQL, context.settings_row())
+
+
+class Database:
+    """Engines for one process: the app role's pool, and the owner's for maintenance."""
+
+    def __init__(self, settings: Settings, *, owner: URL | None = None) -> None:
+        self.settings = settings
+        self.owner_url = owner if owner is not None else owner_url(settings)
+        self.app_url = app_url_for(settings, self.owner_url)
+        self.engine: AsyncEngine = create_async_engine(
+            to_async_url(self.app_url),
+            pool_size=settings.pool_size,
+            max_overflow=settings.pool_max_overflow,
+            pool_pre_ping=False,
+            connect_args={"server_settings": {"application_name": "vibethink"}},
+        )
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self._owner_engine: AsyncEngine | None = None
+
+    @property
+    def owner_engine(self) -> AsyncEngine:
+        if self._owner_engine is None:
+            self._owner_engine = create_async_engine(to_async_url(self.owner_url), pool_size=2, max_overflow=2)
+        return self._owner_engine
+
+    @asynccontextmanager
+    async def transaction(self, context: RlsContext) -> AsyncIterator[AsyncSession]:
+        """One unit of work on the app role: context set first, committed once at the end."""
+        async with self.sessions() as session, session.begin():
+            await apply_context(session, context)
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self._owner_engine is not None:
+            await self._owner_engine.dispose()
+
+
+async def wait_for_database(engine: AsyncEngine, *, attempts: int = 30) -> None:
+    for attempt in range(attempts):
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return
+        except OSError:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.5)

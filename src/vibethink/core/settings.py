@@ -1,0 +1,65 @@
+"""One settings object for the whole platform, read from `VIBETHINK_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_SECRET = "development-only-secret-change-me"  # noqa: S105
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VIBETHINK_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    # Owner URL: migrations and maintenance. Unset means the embedded PostgreSQL in `data_dir/pg`.
+    database_url: str | None = None
+    # The app role's URL. Unset means: the owner URL with the app role's name and password.
+    app_database_url: str | None = None
+    app_db_role: str = "vibethink_app"
+    app_db_password: str = "vibethink-app-local"  # noqa: S105
+    database_name: str = "vibethink"
+    data_dir: Path = Path("var")
+    pool_size: int = 10
+    pool_max_overflow: int = 10
+
+    secret_key: str = DEVELOPMENT_SECRET
+    session_max_age_seconds: int = 60 * 60 * 12
+    session_cookie_name: str = "vt_session"
+    cookie_secure: bool = False
+
+    login_max_failures_per_account: int = 5
+    login_max_failures_per_ip: int = 20
+    login_window_seconds: int = 900
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = "http://127.0.0.1:8000"
+    in_process_dispatcher: bool = True
+    outbox_poll_seconds: float = Field(default=5.0, gt=0)
+    outbox_max_attempts: int = 10
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        if self.environment == "production" and self.secret_key == DEVELOPMENT_SECRET:
+            raise ValueError("VIBETHINK_SECRET_KEY must be set to a strong secret in production")
+        if self.environment == "production" and len(self.secret_key) < 32:
+            raise ValueError("VIBETHINK_SECRET_KEY must be at least 32 characters in production")
+        return self
+
+    @property
+    def is_embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def pg_data_dir(self) -> Path:
+        return (self.data_dir / "pg").resolve()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
