@@ -165,6 +165,8 @@ def upgrade() -> None:
     # Throttling counters hold no tenant data; the app only appends and counts.
     op.execute(f"GRANT SELECT, INSERT ON login_attempts TO {APP}")
     op.execute(f"GRANT SELECT ON jsonb_schemas TO {APP}")
+    # `/readyz` compares the database's revision with the code's head.
+    op.execute(f"GRANT SELECT ON alembic_version TO {APP}")
 
     # Append-only history: not even the owner may rewrite it.
     op.execute("""
@@ -182,6 +184,16 @@ def upgrade() -> None:
             f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}"
             " FOR EACH STATEMENT EXECUTE FUNCTION reject_history_rewrite()"
         )
+
+    # Dispatchers LISTEN here; NOTIFY is transactional, so they wake only for committed events.
+    op.execute("""
+        CREATE FUNCTION notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_notify('vibethink_outbox', ''); RETURN NULL; END $$
+    """)
+    op.execute(
+        "CREATE TRIGGER platform_events_notify AFTER INSERT ON platform_events"
+        " FOR EACH STATEMENT EXECUTE FUNCTION notify_outbox()"
+    )
 
     _definer_functions()
     _message_partitions()
@@ -329,6 +341,8 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
         op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
     op.execute("DROP FUNCTION IF EXISTS reject_history_rewrite()")
+    op.execute("DROP TRIGGER IF EXISTS platform_events_notify ON platform_events")
+    op.execute("DROP FUNCTION IF EXISTS notify_outbox()")
     op.execute("DELETE FROM jsonb_schemas")
     tables = (
         *MUTABLE_TENANT_TABLES,
@@ -345,7 +359,7 @@ def downgrade() -> None:
         )
         op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
         op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
-    for table in (*tables, "login_attempts", "jsonb_schemas"):
+    for table in (*tables, "login_attempts", "jsonb_schemas", "alembic_version"):
         op.execute(f"REVOKE ALL ON {table} FROM {APP}")
     op.execute(f"REVOKE ALL ON users, api_keys, tenants, memberships, platform_events FROM {DEFINER}")
     op.execute(f"REVOKE USAGE ON SCHEMA public FROM {APP}, {DEFINER}")

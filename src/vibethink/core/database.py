@@ -36,13 +36,13 @@ def to_async_url(url: str | URL) -> URL:
 def _start_embedded(settings: Settings) -> URL:
     import pgserver
 
+    if _EMBEDDED:
+        return make_url(_EMBEDDED[0].get_uri()).set(database=settings.database_name)
+
     data_dir = settings.pg_data_dir
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
     uri = make_url(server.get_uri())
-    existing = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{settings.database_name}';")
-    if "(1 row)" not in existing:
-        server.psql(f'CREATE DATABASE "{settings.database_name}";')
     _EMBEDDED.append(server)
     return uri.set(database=settings.database_name)
 
@@ -61,9 +61,76 @@ def stop_embedded() -> None:
 
 
 def owner_url(settings: Settings) -> URL:
-    if settings.database_url:
-        return make_url(settings.database_url).set(drivername="postgresql")
-    return _start_embedded(settings)
+    """The owner's URL; starts the embedded server and creates the database when needed."""
+    url = (
+        make_url(settings.database_url).set(drivername="postgresql")
+        if settings.database_url
+        else _start_embedded(settings)
+    )
+    ensure_database(url)
+    return url
+
+
+def ensure_database(url: URL, *, recreate: bool = False) -> None:
+    """Creates `url`'s database through the server's maintenance database if it does not exist."""
+
+    async def run() -> None:
+        import asyncpg
+
+        name = url.database or "postgres"
+        conn = await asyncpg.connect(**_asyncpg_args(url.set(database="postgres")))
+        try:
+            if recreate:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+            if not exists:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(run()) if not _loop_running() else _run_in_thread(run)
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _run_in_thread(factory: Any) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(factory())
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _asyncpg_args(url: URL) -> dict[str, Any]:
+    host = url.query.get("host") or url.host
+    return {
+        "user": url.username,
+        "password": url.password,
+        "host": host if isinstance(host, str) else None,
+        "port": url.port,
+        "database": url.database,
+    }
+
+
+def asyncpg_connect_args(url: URL) -> dict[str, Any]:
+    """Keyword arguments for `asyncpg.connect` from a SQLAlchemy URL (TCP or Unix socket)."""
+    return _asyncpg_args(url)
 
 
 def app_url_for(settings: Settings, owner: URL) -> URL:

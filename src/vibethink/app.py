@@ -1,0 +1,66 @@
+"""FastAPI app factory: settings, database, error handling, every domain's routers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from vibethink.core import ops
+from vibethink.core.database import Database
+from vibethink.core.dispatcher import Dispatcher, default_registry
+from vibethink.core.http import install_error_handlers
+from vibethink.core.settings import Settings, get_settings
+from vibethink.talent import routes as talent_routes
+from vibethink.tenancy import pages as tenancy_pages
+from vibethink.tenancy import routes as tenancy_routes
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+
+
+def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owns_db = db is None
+        database = db or Database(settings)
+        app.state.db = database
+        dispatcher_task: asyncio.Task[None] | None = None
+        dispatcher: Dispatcher | None = None
+        if settings.in_process_dispatcher:
+            dispatcher = Dispatcher(database, default_registry(), worker_id="serve")
+            dispatcher_task = asyncio.create_task(dispatcher.run_forever())
+        try:
+            yield
+        finally:
+            if dispatcher is not None and dispatcher_task is not None:
+                dispatcher.stop()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await dispatcher_task
+            if owns_db:
+                await database.dispose()
+
+    app = FastAPI(
+        title="VibeThink Digital Twin Platform",
+        version="0.1.0",
+        description="Multi-tenant AI digital twins for talent, brands and fans.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    if db is not None:
+        app.state.db = db
+    app.state.templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
+    install_error_handlers(app)
+    ops.install(app)
+    app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
+    app.include_router(tenancy_routes.router, prefix="/api/v1")
+    app.include_router(talent_routes.router, prefix="/api/v1")
+    app.include_router(tenancy_pages.router)
+    return app

@@ -1,0 +1,209 @@
+"""Delivers outbox events to consumers: claims with SKIP LOCKED, wakes on NOTIFY, retries with backoff.
+
+At-least-once: a consumer's work and its delivery record commit together, so a consumer that
+already handled an event (by id) is skipped when the event comes round again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vibethink.core.database import Database, RlsContext, apply_context, asyncpg_connect_args
+from vibethink.core.outbox import NOTIFY_CHANNEL
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveredEvent:
+    tenant_id: uuid.UUID
+    id: uuid.UUID
+    event_type: str
+    occurred_at: datetime
+    actor_user_id: uuid.UUID | None
+    actor_role: str | None
+    subject_type: str | None
+    subject_id: str | None
+    payload: dict[str, Any]
+    attempts: int
+
+
+Handler = Callable[[AsyncSession, DeliveredEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Consumer:
+    name: str
+    event_types: frozenset[str] | None  # None: every event
+    handle: Handler
+
+    def wants(self, event_type: str) -> bool:
+        return self.event_types is None or event_type in self.event_types
+
+
+class ConsumerRegistry:
+    def __init__(self) -> None:
+        self._consumers: dict[str, Consumer] = {}
+
+    def register(self, name: str, handle: Handler, *, event_types: set[str] | None = None) -> None:
+        if name in self._consumers:
+            raise ValueError(f"consumer {name!r} is already registered")
+        self._consumers[name] = Consumer(name, None if event_types is None else frozenset(event_types), handle)
+
+    def for_event(self, event_type: str) -> list[Consumer]:
+        return [c for c in self._consumers.values() if c.wants(event_type)]
+
+    def __len__(self) -> int:
+        return len(self._consumers)
+
+
+def default_registry() -> ConsumerRegistry:
+    """Every domain's consumers. Domains add theirs here as they gain them."""
+    return ConsumerRegistry()
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Exponential with jitter: 1 s, 2 s, 4 s … capped at 5 minutes."""
+    base: float = min(300.0, 2.0 ** max(0, attempts - 1))
+    return base * (0.5 + random.random() / 2)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        db: Database,
+        registry: ConsumerRegistry,
+        *,
+        worker_id: str | None = None,
+        batch_size: int = 50,
+        lease_seconds: int = 60,
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.worker_id = f"{worker_id or 'worker'}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.batch_size = batch_size
+        self.lease_seconds = lease_seconds
+        self.max_attempts = db.settings.outbox_max_attempts
+        self.poll_seconds = db.settings.outbox_poll_seconds
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def claim(self) -> list[DeliveredEvent]:
+        async with self.db.sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    text(
+                        "SELECT tenant_id, id, event_type, occurred_at, actor_user_id, actor_role,"
+                        " subject_type, subject_id, payload, attempts FROM outbox_claim(:w, :n, :lease)"
+                    ),
+                    {"w": self.worker_id, "n": self.batch_size, "lease": self.lease_seconds},
+                )
+            ).all()
+        return [DeliveredEvent(**row._mapping) for row in rows]
+
+    async def _deliver(self, event: DeliveredEvent, consumer: Consumer) -> None:
+        context = RlsContext(tenant_id=event.tenant_id, role="SYSTEM")
+        async with self.db.sessions() as session, session.begin():
+            await apply_context(session, context)
+            done = (
+                await session.execute(
+                    text(
+                        "INSERT INTO event_deliveries (tenant_id, event_id, consumer) VALUES (:t, :e, :c)"
+                        " ON CONFLICT DO NOTHING RETURNING 1"
+                    ),
+                    {"t": event.tenant_id, "e": event.id, "c": consumer.name},
+                )
+            ).first()
+            if done is None:
+                return  # already delivered to this consumer: idempotent by event id
+            await consumer.handle(session, event)
+
+    async def process(self, event: DeliveredEvent) -> bool:
+        """Runs every interested consumer; True when all succeeded and the event is done."""
+        failures: list[str] = []
+        for consumer in self.registry.for_event(event.event_type):
+            try:
+                await self._deliver(event, consumer)
+            except Exception as exc:
+                log.warning("consumer %s failed on %s %s: %s", consumer.name, event.event_type, event.id, exc)
+                failures.append(f"{consumer.name}: {type(exc).__name__}: {exc}")
+        async with self.db.sessions() as session, session.begin():
+            if failures:
+                await session.execute(
+                    text("SELECT outbox_retry(:t, :id, :w, :err, :delay, :max)"),
+                    {
+                        "t": event.tenant_id,
+                        "id": event.id,
+                        "w": self.worker_id,
+                        "err": "; ".join(failures),
+                        "delay": backoff_seconds(event.attempts),
+                        "max": self.max_attempts,
+                    },
+                )
+                return False
+            await session.execute(
+                text("SELECT outbox_finish(:t, :id, :w)"), {"t": event.tenant_id, "id": event.id, "w": self.worker_id}
+            )
+            return True
+
+    async def run_once(self) -> int:
+        """Claims and processes one batch; returns how many events it handled."""
+        events = await self.claim()
+        for event in events:
+            await self.process(event)
+        return len(events)
+
+    async def drain(self, *, max_batches: int = 1000) -> int:
+        handled = 0
+        for _ in range(max_batches):
+            count = await self.run_once()
+            handled += count
+            if count == 0:
+                break
+        return handled
+
+    async def _listen(self) -> asyncpg.Connection | None:
+        try:
+            conn = await asyncpg.connect(**asyncpg_connect_args(self.db.app_url))
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("outbox dispatcher cannot LISTEN, polling only: %s", exc)
+            return None
+        await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+        return conn
+
+    async def run_forever(self) -> None:
+        listener = await self._listen()
+        try:
+            while not self._stopping.is_set():
+                self._wake.clear()
+                try:
+                    handled = await self.run_once()
+                except Exception:
+                    log.exception("outbox dispatch failed; retrying after a pause")
+                    handled = 0
+                if handled:
+                    continue
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                except TimeoutError:
+                    pass
+        finally:
+            if listener is not None:
+                await listener.close()

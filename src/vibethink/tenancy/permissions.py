@@ -1,0 +1,57 @@
+"""What each role may do, and the API-key scopes that grant the same permissions."""
+
+from __future__ import annotations
+
+import enum
+
+from vibethink.tenancy.models import Role
+
+
+class Permission(enum.StrEnum):
+    CELEBRITIES_READ = "celebrities:read"
+    CELEBRITIES_WRITE = "celebrities:write"
+    CONTRACTS_READ = "contracts:read"
+    CONTRACTS_WRITE = "contracts:write"
+    MEMBERS_READ = "members:read"
+    MEMBERS_WRITE = "members:write"
+    API_KEYS_READ = "api_keys:read"
+    API_KEYS_WRITE = "api_keys:write"
+    TENANT_READ = "tenant:read"
+    TENANT_WRITE = "tenant:write"
+
+
+ALL_SCOPES = frozenset(p.value for p in Permission)
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.PLATFORM_ADMIN: frozenset(Permission),
+    Role.TALENT_OWNER: frozenset(Permission),
+    Role.TALENT_MANAGER: frozenset(
+        {
+            Permission.CELEBRITIES_READ,
+            Permission.CELEBRITIES_WRITE,
+            Permission.CONTRACTS_READ,
+            Permission.MEMBERS_READ,
+            Permission.API_KEYS_READ,
+            Permission.TENANT_READ,
+        }
+    ),
+    Role.BRAND_MANAGER: frozenset(
+        {
+            Permission.CELEBRITIES_READ,
+            Permission.MEMBERS_READ,
+            Permission.MEMBERS_WRITE,
+            Permission.API_KEYS_READ,
+            Permission.API_KEYS_WRITE,
+            Permission.TENANT_READ,
+            Permission.TENANT_WRITE,
+        }
+    ),
+}
+
+# Which roles a member holding `role` may grant to others (never more than they hold).
+GRANTABLE_ROLES: dict[Role, frozenset[Role]] = {
+    Role.PLATFORM_ADMIN: frozenset(Role),
+    Role.TALENT_OWNER: frozenset({Role.TALENT_OWNER, Role.TALENT_MANAGER}),
+    Role.TALENT_MANAGER: frozenset(),
+    Role.BRAND_MANAGER: frozenset({Role.BRAND_MANAGER}),
+}

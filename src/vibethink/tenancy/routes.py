@@ -1,0 +1,5 @@
+"""Tenancy API: tenants, members, API keys."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["tenancy"])
