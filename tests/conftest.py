@@ -23,7 +23,8 @@ def test_settings() -> Settings:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     return Settings(
         environment="test",
-        database_name=f"vibethink_test_{worker}",
+        # One database per test process, so parallel runs never drop each other's data.
+        database_name=f"vibethink_test_{worker}_{os.getpid()}",
         in_process_dispatcher=False,
         secret_key="test-secret-key-that-is-long-enough-0123456789",
     )
@@ -36,7 +37,25 @@ def test_owner_url(test_settings: Settings) -> Iterator[URL]:
     ensure_database(url, recreate=True)
     migrations.upgrade(url)
     yield url
+    _drop(url)
     stop_embedded()
+
+
+def _drop(url: URL) -> None:
+    import asyncio
+
+    import asyncpg
+
+    from vibethink.core.database import asyncpg_connect_args
+
+    async def run() -> None:
+        conn = await asyncpg.connect(**asyncpg_connect_args(url.set(database="postgres")))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
 
 
 @pytest.fixture(scope="session")
