@@ -14,7 +14,9 @@ from vibethink.core.settings import get_settings
 
 app = typer.Typer(help="VibeThink Digital Twin Platform.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database migrations (run as the owner role).", no_args_is_help=True)
+demo_app = typer.Typer(help="Demo data for trying the platform.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(demo_app, name="demo")
 
 
 @app.command()
@@ -44,7 +46,9 @@ def serve(
         bind_host = host or settings.host
         bind_port = port or settings.port
         typer.echo(f"VibeThink is serving on http://{bind_host}:{bind_port}  (Ctrl-C stops it)")
-        uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="info", proxy_headers=True)
+        uvicorn.run(
+            create_app(settings), host=bind_host, port=bind_port, log_level="info", proxy_headers=True
+        )
     finally:
         stop_embedded()
 
@@ -121,5 +125,19 @@ def db_revision(
     """Create a new migration file under migrations/versions."""
     try:
         migrations.new_revision(owner_url(get_settings()), message, autogenerate=autogenerate)
+    finally:
+        stop_embedded()
+
+
+@demo_app.command("load")
+def demo_load() -> None:
+    """Load the demo tenants, talents, brands and one user per role (idempotent) and print the logins."""
+    from vibethink import demo as demo_data
+
+    settings = get_settings()
+    try:
+        owner_url(settings)
+        report = asyncio.run(demo_data.load(settings))
+        typer.echo(report.describe(settings.public_url))
     finally:
         stop_embedded()

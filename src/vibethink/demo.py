@@ -1,0 +1,300 @@
+"""Demo data: the platform tenant, three talents, two brands and one user per role. Idempotent."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vibethink.campaigns.models import Brand
+from vibethink.core import outbox
+from vibethink.core.database import Database, RlsContext
+from vibethink.core.security import hash_password
+from vibethink.core.settings import Settings
+from vibethink.talent.models import Celebrity, CelebrityType, Contract, EntityStatus
+from vibethink.tenancy.models import Membership, Role, Tenant, TenantKind, TenantTier, User
+
+DEMO_PASSWORD = "vibethink-demo-2026"  # noqa: S105 - printed to the operator on purpose
+
+DEFAULT_SHARES_BP = {
+    "SUBSCRIPTION": 7000,
+    "TRANSACTION_FEE": 7000,
+    "CAMPAIGN_FEE": 8000,
+    "CPM": 8000,
+    "CPC": 8000,
+}
+
+
+@dataclass(frozen=True)
+class DemoTalent:
+    slug: str
+    name: str
+    type: CelebrityType
+    bio: str
+    twin_config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    email: str
+    display_name: str
+    tenant_slug: str
+    role: Role
+
+
+TALENTS = (
+    DemoTalent(
+        slug="andres-cantor",
+        name="Andrés Cantor",
+        type=CelebrityType.SPORTS_COMMENTATOR,
+        bio="La voz del gol: comentarista de fútbol con décadas narrando Mundiales.",
+        twin_config={
+            "voiceCloneId": "cartesia-andres-cantor-es",
+            "visualAvatarId": "tavus-andres-cantor",
+            "personalityProfile": {
+                "tone": "apasionado, cálido y enérgico",
+                "language": "es",
+                "expertise": ["fútbol", "Copa Mundial", "narración deportiva"],
+                "greeting": "¡Hola, amigos! ¿Listos para hablar de fútbol?",
+                "catchphrases": ["¡Goooool!", "¡Qué golazo!"],
+                "alwaysDoes": ["celebrar los goles con emoción"],
+                "neverDoes": ["hablar de política", "dar consejos de apuestas"],
+            },
+            "knowledgeBase": {"sources": [], "lastUpdated": "2026-01-10T00:00:00Z"},
+            "guardrails": {
+                "maxResponseLength": 800,
+                "bannedTopics": ["política", "apuestas"],
+                "contentRating": "PG",
+            },
+        },
+    ),
+    DemoTalent(
+        slug="valentina-rios",
+        name="Valentina Ríos",
+        type=CelebrityType.ATHLETE,
+        bio="Delantera internacional, goleadora y embajadora del fútbol femenino.",
+        twin_config={
+            "voiceCloneId": "cartesia-valentina-rios",
+            "visualAvatarId": "tavus-valentina-rios",
+            "personalityProfile": {
+                "tone": "directa, motivadora y divertida",
+                "language": "es",
+                "expertise": ["fútbol", "entrenamiento", "fútbol femenino"],
+                "greeting": "¡Hola! Soy Valentina. ¿Hablamos de fútbol?",
+                "catchphrases": ["¡A por todas!"],
+            },
+            "knowledgeBase": {"sources": [], "lastUpdated": "2026-01-10T00:00:00Z"},
+            "guardrails": {"maxResponseLength": 600, "bannedTopics": ["apuestas"], "contentRating": "G"},
+        },
+    ),
+    DemoTalent(
+        slug="marcus-reed",
+        name="Marcus Reed",
+        type=CelebrityType.COACH,
+        bio="Performance coach helping athletes and teams build habits that win.",
+        twin_config={
+            "voiceCloneId": "cartesia-marcus-reed",
+            "visualAvatarId": "tavus-marcus-reed",
+            "personalityProfile": {
+                "tone": "calm, encouraging, practical",
+                "language": "en",
+                "expertise": ["coaching", "habits", "mindset", "team performance"],
+                "greeting": "Hey, I'm Marcus. What are you working on today?",
+                "catchphrases": ["Small wins, every day."],
+            },
+            "knowledgeBase": {"sources": [], "lastUpdated": "2026-01-10T00:00:00Z"},
+            "guardrails": {
+                "maxResponseLength": 1000,
+                "bannedTopics": ["medical diagnosis"],
+                "contentRating": "PG",
+            },
+        },
+    ),
+)
+
+BRANDS = (
+    ("coca-cola", "Coca-Cola", "beverages", "https://www.coca-cola.com"),
+    ("nike", "Nike", "sportswear", "https://www.nike.com"),
+)
+
+USERS = (
+    DemoUser("admin@vibethink.test", "Platform Admin", "vibethink", Role.PLATFORM_ADMIN),
+    DemoUser("andres@vibethink.test", "Andrés Cantor", "andres-cantor", Role.TALENT_OWNER),
+    DemoUser("manager@vibethink.test", "Talent Manager", "andres-cantor", Role.TALENT_MANAGER),
+    DemoUser("valentina@vibethink.test", "Valentina Ríos", "valentina-rios", Role.TALENT_OWNER),
+    DemoUser("marcus@vibethink.test", "Marcus Reed", "marcus-reed", Role.TALENT_OWNER),
+    DemoUser("brand@coca-cola.test", "Coca-Cola Brand Manager", "coca-cola", Role.BRAND_MANAGER),
+    DemoUser("brand@nike.test", "Nike Brand Manager", "nike", Role.BRAND_MANAGER),
+)
+
+
+@dataclass
+class DemoReport:
+    created: list[str] = field(default_factory=list)
+    users: tuple[DemoUser, ...] = USERS
+
+    def describe(self, public_url: str) -> str:
+        lines = [
+            "Demo data "
+            + ("loaded: " + ", ".join(self.created) if self.created else "already present (nothing changed)"),
+            "",
+            f"  Platform:        {public_url}/",
+            f"  Sign in:         {public_url}/login",
+            f"  API docs:        {public_url}/docs",
+            f"  Studio:          {public_url}/studio",
+            "",
+            f"  Demo logins (password for all: {DEMO_PASSWORD}):",
+        ]
+        lines += [f"    {u.role.value:<15} {u.email:<28} ({u.tenant_slug})" for u in self.users]
+        return "\n".join(lines)
+
+
+async def _tenant(
+    session: AsyncSession, report: DemoReport, *, slug: str, name: str, kind: TenantKind, tier: TenantTier
+) -> uuid.UUID:
+    existing = await session.scalar(select(Tenant.id).where(Tenant.slug == slug))
+    if existing is not None:
+        return existing
+    tenant_id = uuid.uuid4()
+    session.add(Tenant(id=tenant_id, slug=slug, name=name, kind=kind, tier=tier))
+    await session.flush()
+    await outbox.emit(
+        session,
+        "TENANT_CREATED",
+        tenant_id=tenant_id,
+        actor_role="SYSTEM",
+        subject_type="tenant",
+        subject_id=tenant_id,
+        payload={"slug": slug, "kind": kind.value, "source": "demo"},
+    )
+    report.created.append(f"tenant {slug}")
+    return tenant_id
+
+
+async def load(settings: Settings, *, db: Database | None = None) -> DemoReport:
+    """Creates whatever of the demo data is missing; running it again changes nothing."""
+    database = db or Database(settings)
+    report = DemoReport()
+    try:
+        async with database.transaction(RlsContext(is_admin=True, role=Role.PLATFORM_ADMIN.value)) as session:
+            tenants: dict[str, uuid.UUID] = {}
+            tenants["vibethink"] = await _tenant(
+                session,
+                report,
+                slug="vibethink",
+                name="VibeThink",
+                kind=TenantKind.PLATFORM,
+                tier=TenantTier.ENTERPRISE,
+            )
+            for talent in TALENTS:
+                tenant_id = await _tenant(
+                    session,
+                    report,
+                    slug=talent.slug,
+                    name=talent.name,
+                    kind=TenantKind.TALENT,
+                    tier=TenantTier.PROFESSIONAL,
+                )
+                tenants[talent.slug] = tenant_id
+                await _celebrity(session, report, tenant_id, talent)
+            for slug, name, category, website in BRANDS:
+                tenant_id = await _tenant(
+                    session, report, slug=slug, name=name, kind=TenantKind.BRAND, tier=TenantTier.ENTERPRISE
+                )
+                tenants[slug] = tenant_id
+                if await session.scalar(select(Brand.id).where(Brand.tenant_id == tenant_id)) is None:
+                    session.add(Brand(tenant_id=tenant_id, name=name, category=category, website=website))
+                    report.created.append(f"brand {name}")
+            password_hash = hash_password(DEMO_PASSWORD)
+            for user in USERS:
+                await _user(session, report, user, tenants[user.tenant_slug], password_hash)
+    finally:
+        if db is None:
+            await database.dispose()
+    return report
+
+
+async def _celebrity(
+    session: AsyncSession, report: DemoReport, tenant_id: uuid.UUID, talent: DemoTalent
+) -> None:
+    if await session.scalar(select(Celebrity.id).where(Celebrity.slug == talent.slug)) is not None:
+        return
+    celebrity_id = uuid.uuid4()
+    session.add(
+        Celebrity(
+            tenant_id=tenant_id,
+            id=celebrity_id,
+            slug=talent.slug,
+            name=talent.name,
+            type=talent.type,
+            status=EntityStatus.ACTIVE,
+            bio=talent.bio,
+            twin_config=talent.twin_config,
+            twin_config_version=1,
+        )
+    )
+    await session.flush()
+    session.add(
+        Contract(
+            tenant_id=tenant_id,
+            celebrity_id=celebrity_id,
+            revenue_shares_bp=dict(DEFAULT_SHARES_BP),
+            exclusivity_rules={"exclusiveCategories": [], "blockedBrands": []},
+            starts_on=date(2026, 1, 1),
+        )
+    )
+    await outbox.emit(
+        session,
+        "CELEBRITY_CREATED",
+        tenant_id=tenant_id,
+        actor_role="SYSTEM",
+        subject_type="celebrity",
+        subject_id=celebrity_id,
+        payload={"slug": talent.slug, "source": "demo"},
+    )
+    report.created.append(f"celebrity {talent.name}")
+
+
+async def _user(
+    session: AsyncSession, report: DemoReport, user: DemoUser, tenant_id: uuid.UUID, password_hash: str
+) -> None:
+    from sqlalchemy import func
+
+    user_id = await session.scalar(select(User.id).where(func.lower(User.email) == user.email))
+    if user_id is None:
+        user_id = uuid.uuid4()
+        session.add(
+            User(id=user_id, email=user.email, display_name=user.display_name, password_hash=password_hash)
+        )
+        await session.flush()
+        await outbox.emit(
+            session,
+            "USER_CREATED",
+            tenant_id=tenant_id,
+            actor_role="SYSTEM",
+            subject_type="user",
+            subject_id=user_id,
+            payload={"source": "demo"},
+        )
+        report.created.append(f"user {user.email}")
+    inserted = await session.execute(
+        insert(Membership)
+        .values(tenant_id=tenant_id, user_id=user_id, role=user.role)
+        .on_conflict_do_nothing()
+        .returning(Membership.user_id)
+    )
+    if inserted.first() is not None:
+        await outbox.emit(
+            session,
+            "ROLE_ASSIGNED",
+            tenant_id=tenant_id,
+            actor_role="SYSTEM",
+            subject_type="user",
+            subject_id=user_id,
+            payload={"role": user.role.value, "source": "demo"},
+        )
