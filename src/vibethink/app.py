@@ -20,6 +20,7 @@ from vibethink.core.settings import Settings, get_settings
 from vibethink.talent import routes as talent_routes
 from vibethink.tenancy import pages as tenancy_pages
 from vibethink.tenancy import routes as tenancy_routes
+from vibethink.web import pages as web_pages
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 
@@ -63,4 +64,5 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(tenancy_routes.router, prefix="/api/v1")
     app.include_router(talent_routes.router, prefix="/api/v1")
     app.include_router(tenancy_pages.router)
+    app.include_router(web_pages.router)
     return app
