@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import warnings
 
 import typer
 
 from vibethink.core import migrations
 from vibethink.core.database import Database, owner_url, stop_embedded
 from vibethink.core.settings import get_settings
+
+# The embedded server's helper libraries are chatty; their details belong in var/pg/log.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 app = typer.Typer(help="VibeThink Digital Twin Platform.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database migrations (run as the owner role).", no_args_is_help=True)
