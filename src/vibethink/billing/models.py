@@ -59,9 +59,7 @@ class RevenueTransaction(Base):
 
     __tablename__ = "revenue_transactions"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["tenant_id", "celebrity_id"], ["celebrities.tenant_id", "celebrities.id"]
-        ),
+        ForeignKeyConstraint(["tenant_id", "celebrity_id"], ["celebrities.tenant_id", "celebrities.id"]),
         ForeignKeyConstraint(["tenant_id", "deployment_id"], ["deployments.tenant_id", "deployments.id"]),
         ForeignKeyConstraint(
             ["tenant_id", "brand_campaign_id"], ["brand_campaigns.tenant_id", "brand_campaigns.id"]
@@ -71,9 +69,7 @@ class RevenueTransaction(Base):
         ),
         Index("ix_revenue_transactions_tenant_time", "tenant_id", "occurred_at"),
         CheckConstraint("net_cents = gross_cents - fee_cents", name="net_is_gross_less_fee"),
-        CheckConstraint(
-            "celebrity_share_cents + platform_share_cents = net_cents", name="shares_sum_to_net"
-        ),
+        CheckConstraint("celebrity_share_cents + platform_share_cents = net_cents", name="shares_sum_to_net"),
     )
 
     tenant_id: Mapped[uuid.UUID] = tenant_id_column()

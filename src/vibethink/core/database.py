@@ -17,7 +17,13 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from vibethink.core.settings import Settings
 
@@ -188,7 +194,9 @@ class Database:
     @property
     def owner_engine(self) -> AsyncEngine:
         if self._owner_engine is None:
-            self._owner_engine = create_async_engine(to_async_url(self.owner_url), pool_size=2, max_overflow=2)
+            self._owner_engine = create_async_engine(
+                to_async_url(self.owner_url), pool_size=2, max_overflow=2
+            )
         return self._owner_engine
 
     @asynccontextmanager

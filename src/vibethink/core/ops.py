@@ -7,7 +7,14 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from sqlalchemy import text
 from starlette.routing import Match
 
@@ -23,7 +30,10 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "vibethink_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
+            "vibethink_http_requests_total",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
             "vibethink_http_request_duration_seconds",
@@ -32,12 +42,18 @@ class Metrics:
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )
-        self.pool_size = Gauge("vibethink_db_pool_size", "Connections held by the pool", registry=self.registry)
+        self.pool_size = Gauge(
+            "vibethink_db_pool_size", "Connections held by the pool", registry=self.registry
+        )
         self.pool_checked_out = Gauge(
             "vibethink_db_pool_checked_out", "Connections in use", registry=self.registry
         )
-        self.outbox_pending = Gauge("vibethink_outbox_pending", "Events not yet delivered", registry=self.registry)
-        self.outbox_dead = Gauge("vibethink_outbox_dead", "Events that exhausted their retries", registry=self.registry)
+        self.outbox_pending = Gauge(
+            "vibethink_outbox_pending", "Events not yet delivered", registry=self.registry
+        )
+        self.outbox_dead = Gauge(
+            "vibethink_outbox_dead", "Events that exhausted their retries", registry=self.registry
+        )
         self.outbox_lag = Gauge(
             "vibethink_outbox_lag_seconds", "Age of the oldest undelivered event", registry=self.registry
         )
@@ -95,7 +111,9 @@ async def readyz(request: Request) -> Response:
             {"status": "unavailable", "database": "ok", "migrations": {"current": current, "head": head}},
             status_code=503,
         )
-    return JSONResponse({"status": "ready", "database": "ok", "migrations": {"current": current, "head": head}})
+    return JSONResponse(
+        {"status": "ready", "database": "ok", "migrations": {"current": current, "head": head}}
+    )
 
 
 @router.get("/metrics", include_in_schema=False)
@@ -106,7 +124,9 @@ async def metrics_endpoint(request: Request) -> Response:
     metrics.pool_size.set(getattr(pool, "size", lambda: 0)())
     metrics.pool_checked_out.set(getattr(pool, "checkedout", lambda: 0)())
     async with db.engine.connect() as conn:
-        row = (await conn.execute(text("SELECT pending, dead, oldest_pending_seconds FROM outbox_stats()"))).one()
+        row = (
+            await conn.execute(text("SELECT pending, dead, oldest_pending_seconds FROM outbox_stats()"))
+        ).one()
     metrics.outbox_pending.set(row.pending)
     metrics.outbox_dead.set(row.dead)
     metrics.outbox_lag.set(row.oldest_pending_seconds)

@@ -18,7 +18,9 @@ MAX_PAGE = 100
 
 class Page(BaseModel, Generic[T]):
     items: list[T]
-    next_cursor: str | None = Field(default=None, description="Pass as `cursor` for the next page; null at the end.")
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page; null at the end."
+    )
 
 
 def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:

@@ -193,7 +193,9 @@ async def _from_session(request: Request, session: AsyncSession) -> Principal | 
     session_id, user_id = found
     rows = await _memberships(session, user_id)
     memberships = tuple((r.tenant_id, r.slug, r.kind, Role(r.role)) for r in rows)
-    is_admin = any(role is Role.PLATFORM_ADMIN and kind == TenantKind.PLATFORM for _, _, kind, role in memberships)
+    is_admin = any(
+        role is Role.PLATFORM_ADMIN and kind == TenantKind.PLATFORM for _, _, kind, role in memberships
+    )
     wanted = request.headers.get("x-tenant") or request.cookies.get("vt_tenant")
     chosen = None
     if wanted:
@@ -273,7 +275,9 @@ async def _admin_principal(
 
 async def current_principal(request: Request, session: DbSession) -> Principal:
     presented = _bearer(request)
-    principal = await _from_api_key(session, presented) if presented else await _from_session(request, session)
+    principal = (
+        await _from_api_key(session, presented) if presented else await _from_session(request, session)
+    )
     if principal is None:
         raise NotAuthenticated()
     request.state.principal = principal
@@ -296,7 +300,9 @@ def require(
     return dependency
 
 
-async def enter_admin_context(session: AsyncSession, principal: Principal, *, reason: str, action: str) -> Principal:
+async def enter_admin_context(
+    session: AsyncSession, principal: Principal, *, reason: str, action: str
+) -> Principal:
     """Cross-tenant reads for platform admins: only explicitly, and always audited."""
     if not principal.is_platform_admin:
         raise PermissionDenied()

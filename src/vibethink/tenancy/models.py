@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String, Text, text
 from sqlalchemy.dialects.postgresql import ARRAY, INET
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -84,9 +84,7 @@ class Membership(Base):
     __table_args__ = (Index("ix_memberships_user", "user_id"),)
 
     tenant_id: Mapped[uuid.UUID] = tenant_id_column()
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     role: Mapped[Role] = mapped_column(pg_enum(Role, "membership_role"))
     invited_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = created_at_column()
@@ -141,3 +139,26 @@ class LoginAttempt(Base):
     ip: Mapped[str | None] = mapped_column(INET)
     succeeded: Mapped[bool]
     attempted_at: Mapped[datetime] = created_at_column()
+
+
+class Invitation(Base):
+    """A one-time link that lets an invited member set a password; only the token's hash is stored."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "user_id"],
+            ["memberships.tenant_id", "memberships.user_id"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = tenant_id_column()
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID]
+    # 256 random bits behind it, so a global unique key reveals nothing about other tenants.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = created_at_column()
+    expires_at: Mapped[datetime]
+    accepted_at: Mapped[datetime | None]
