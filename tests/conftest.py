@@ -1,4 +1,4 @@
-"""Test fixtures: a fresh database built by the migrations, on the embedded server or VIBETHINK_DATABASE_URL."""
+"""Test fixtures: a fresh database built by the migrations (embedded server or VIBETHINK_DATABASE_URL)."""
 
 from __future__ import annotations
 

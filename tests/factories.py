@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -37,8 +38,9 @@ class MadeUser:
     password: str = PASSWORD
 
 
-async def make_tenant(db: Database, *, slug: str, kind: str = "TALENT", name: str | None = None,
-                      tier: str = "FREE") -> MadeTenant:
+async def make_tenant(
+    db: Database, *, slug: str, kind: str = "TALENT", name: str | None = None, tier: str = "FREE"
+) -> MadeTenant:
     tenant_id = uuid.uuid4()
     async with db.transaction(ADMIN) as s:
         await s.execute(
@@ -48,8 +50,14 @@ async def make_tenant(db: Database, *, slug: str, kind: str = "TALENT", name: st
     return MadeTenant(tenant_id, slug)
 
 
-async def make_user(db: Database, *, email: str, tenant: MadeTenant | None = None, role: str = "TALENT_OWNER",
-                    password: str = PASSWORD) -> MadeUser:
+async def make_user(
+    db: Database,
+    *,
+    email: str,
+    tenant: MadeTenant | None = None,
+    role: str = "TALENT_OWNER",
+    password: str = PASSWORD,
+) -> MadeUser:
     user_id = uuid.uuid4()
     async with db.transaction(ADMIN) as s:
         await s.execute(
@@ -64,8 +72,9 @@ async def make_user(db: Database, *, email: str, tenant: MadeTenant | None = Non
     return MadeUser(user_id, email, password)
 
 
-async def make_api_key(db: Database, tenant: MadeTenant, *, scopes: set[str] | None = None,
-                       revoked: bool = False) -> str:
+async def make_api_key(
+    db: Database, tenant: MadeTenant, *, scopes: set[str] | None = None, revoked: bool = False
+) -> str:
     key = generate_api_key()
     async with db.transaction(ADMIN) as s:
         await s.execute(
@@ -73,25 +82,42 @@ async def make_api_key(db: Database, tenant: MadeTenant, *, scopes: set[str] | N
                 "INSERT INTO api_keys (tenant_id, id, key_id, secret_hash, name, scopes, revoked_at)"
                 " VALUES (:t, :id, :k, :h, 'test key', :sc, CASE WHEN :rev THEN now() END)"
             ),
-            {"t": tenant.id, "id": uuid.uuid4(), "k": key.key_id, "h": key.secret_hash,
-             "sc": sorted(scopes if scopes is not None else ALL_SCOPES), "rev": revoked},
+            {
+                "t": tenant.id,
+                "id": uuid.uuid4(),
+                "k": key.key_id,
+                "h": key.secret_hash,
+                "sc": sorted(scopes if scopes is not None else ALL_SCOPES),
+                "rev": revoked,
+            },
         )
     return key.plaintext
 
 
-async def make_celebrity(db: Database, tenant: MadeTenant, *, slug: str, name: str = "Test Talent",
-                         twin_config: dict[str, Any] | None = None, status: str = "PENDING_SETUP") -> uuid.UUID:
-    import json
-
+async def make_celebrity(
+    db: Database,
+    tenant: MadeTenant,
+    *,
+    slug: str,
+    name: str = "Test Talent",
+    twin_config: dict[str, Any] | None = None,
+    status: str = "PENDING_SETUP",
+) -> uuid.UUID:
     celebrity_id = uuid.uuid4()
     async with db.transaction(ADMIN) as s:
         await s.execute(
             text(
-                "INSERT INTO celebrities (tenant_id, id, slug, name, type, status, twin_config, twin_config_version)"
-                " VALUES (:t, :id, :s, :n, 'ATHLETE', :st, CAST(:c AS jsonb), 1)"
+                "INSERT INTO celebrities (tenant_id, id, slug, name, type, status, twin_config,"
+                " twin_config_version) VALUES (:t, :id, :s, :n, 'ATHLETE', :st, CAST(:c AS jsonb), 1)"
             ),
-            {"t": tenant.id, "id": celebrity_id, "s": slug, "n": name, "st": status,
-             "c": json.dumps(twin_config if twin_config is not None else COMPLETE_TWIN_CONFIG)},
+            {
+                "t": tenant.id,
+                "id": celebrity_id,
+                "s": slug,
+                "n": name,
+                "st": status,
+                "c": json.dumps(twin_config if twin_config is not None else COMPLETE_TWIN_CONFIG),
+            },
         )
     return celebrity_id
 

@@ -12,7 +12,7 @@ from vibethink import demo
 async def _counts(db) -> dict[str, int]:  # type: ignore[no-untyped-def]
     tables = ("tenants", "users", "memberships", "celebrities", "contracts", "brands", "platform_events")
     async with db.transaction(ADMIN) as s:
-        return {t: (await s.execute(text(f"SELECT count(*) FROM {t}"))).scalar_one() for t in tables}  # noqa: S608
+        return {t: (await s.execute(text(f"SELECT count(*) FROM {t}"))).scalar_one() for t in tables}
 
 
 class TestDemoLoad:

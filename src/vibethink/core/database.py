@@ -47,7 +47,7 @@ def _start_embedded(settings: Settings) -> URL:
 
     data_dir = settings.pg_data_dir
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
+    server = pgserver.get_server(str(data_dir), cleanup_mode="stop")  # type: ignore[attr-defined]
     uri = make_url(server.get_uri())
     _EMBEDDED.append(server)
     return uri.set(database=settings.database_name)

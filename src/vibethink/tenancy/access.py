@@ -200,8 +200,6 @@ async def _from_session(request: Request, session: AsyncSession) -> Principal | 
     chosen = None
     if wanted:
         chosen = next((m for m in memberships if wanted in (str(m[0]), m[1])), None)
-    elif len(memberships) == 1:
-        chosen = memberships[0]
     elif memberships:
         chosen = memberships[0]
     if chosen is None and wanted and is_admin:
