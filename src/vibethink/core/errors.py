@@ -44,6 +44,11 @@ class SchemaViolation(InvalidInput):
     default_message = "The document does not match its schema."
 
 
+class InvalidInvitation(InvalidInput):
+    code = "invalid_invitation"
+    default_message = "This invitation link is not valid, was already used, or has expired."
+
+
 class NotAuthenticated(PlatformError):
     status_code = 401
     code = "not_authenticated"
@@ -95,6 +100,11 @@ class Conflict(PlatformError):
     status_code = 409
     code = "conflict"
     default_message = "The request conflicts with the current state."
+
+
+class LastOwner(Conflict):
+    code = "last_owner"
+    default_message = "A tenant must keep at least one owner; appoint another owner first."
 
 
 class AlreadyExists(Conflict):
