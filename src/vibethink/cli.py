@@ -12,6 +12,7 @@ import typer
 from vibethink.core import migrations
 from vibethink.core.database import Database, owner_url, stop_embedded
 from vibethink.core.settings import get_settings
+from vibethink.talent.commands import schemas_app
 
 # The embedded server's helper libraries are chatty; their details belong in var/pg/log.
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
@@ -21,6 +22,7 @@ app = typer.Typer(help="VibeThink Digital Twin Platform.", no_args_is_help=True,
 db_app = typer.Typer(help="Database migrations (run as the owner role).", no_args_is_help=True)
 demo_app = typer.Typer(help="Demo data for trying the platform.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(schemas_app, name="schemas")
 app.add_typer(demo_app, name="demo")
 
 
