@@ -49,7 +49,9 @@ async def events_of(db: Database, tenant_id: uuid.UUID, event_type: str | None =
 async def audit_of(db: Database, tenant_id: uuid.UUID, action: str) -> list[Any]:
     async with db.transaction(ADMIN) as s:
         rows = await s.execute(
-            text("SELECT action, reason, is_admin_context FROM audit_log WHERE tenant_id = :t AND action = :a"),
+            text(
+                "SELECT action, reason, is_admin_context FROM audit_log WHERE tenant_id = :t AND action = :a"
+            ),
             {"t": tenant_id, "a": action},
         )
         return list(rows.all())

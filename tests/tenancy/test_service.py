@@ -59,7 +59,8 @@ class TestSignUp:
                 tenant_name=f"Lucía Pérez {unique}",
             )
         assert result.user.email == f"lucia.{unique}@example.com"
-        assert result.user.password_hash and result.user.password_hash.startswith("$argon2")
+        assert result.user.password_hash
+        assert result.user.password_hash.startswith("$argon2")
         events = await events_of(db, result.tenant_id)
         assert sorted(e.event_type for e in events) == ["ROLE_ASSIGNED", "TENANT_CREATED", "USER_CREATED"]
         assert next(e for e in events if e.event_type == "ROLE_ASSIGNED").payload["role"] == "TALENT_OWNER"
@@ -89,8 +90,24 @@ class TestSignUp:
                 )
         assert caught.value.field == "password"
 
-    @pytest.mark.parametrize("slug", ["api", "admin", "studio", "brand", "static", "docs", "login", "signup",
-                                      "logout", "healthz", "readyz", "metrics", "widget.js"])
+    @pytest.mark.parametrize(
+        "slug",
+        [
+            "api",
+            "admin",
+            "studio",
+            "brand",
+            "static",
+            "docs",
+            "login",
+            "signup",
+            "logout",
+            "healthz",
+            "readyz",
+            "metrics",
+            "widget.js",
+        ],
+    )
     async def test_a_reserved_slug_is_refused(self, db, unique, slug):
         with pytest.raises(InvalidInput) as caught:
             async with db.transaction(RlsContext()) as s:
@@ -99,7 +116,9 @@ class TestSignUp:
                 )
         assert caught.value.field == "tenant_slug"
 
-    @pytest.mark.parametrize("slug", ["ab", "Upper-case", "with space", "-leading", "trailing-", "x" * 65, "ñandú"])
+    @pytest.mark.parametrize(
+        "slug", ["ab", "Upper-case", "with space", "-leading", "trailing-", "x" * 65, "ñandú"]
+    )
     async def test_a_badly_shaped_slug_is_refused(self, db, unique, slug):
         with pytest.raises(InvalidInput):
             async with db.transaction(RlsContext()) as s:
@@ -159,8 +178,9 @@ class TestAuthenticate:
         tenant = await make_tenant(db, slug=f"inv-{unique}")
         owner = await make_user(db, email=f"o.{unique}@example.com", tenant=tenant)
         async with db.transaction(scoped(tenant, owner.id)) as s:
-            await service.invite_member(s, owner_of(tenant, owner.id), f"p.{unique}@example.com",
-                                        role=Role.TALENT_MANAGER)
+            await service.invite_member(
+                s, owner_of(tenant, owner.id), f"p.{unique}@example.com", role=Role.TALENT_MANAGER
+            )
         with pytest.raises(InvalidCredentials):
             await sign_in(db, test_settings, f"p.{unique}@example.com", "", random_ip())
 
@@ -184,7 +204,9 @@ class TestAuthenticate:
             await sign_in(db, test_settings, user.email, "guess", random_ip())
         await sign_in(db, test_settings, user.email, PASSWORD, random_ip())
 
-    async def test_an_address_is_locked_after_too_many_failures_across_accounts(self, db, test_settings, unique):
+    async def test_an_address_is_locked_after_too_many_failures_across_accounts(
+        self, db, test_settings, unique
+    ):
         ip = random_ip()
         for n in range(test_settings.login_max_failures_per_ip):
             with pytest.raises(InvalidCredentials):
@@ -246,7 +268,9 @@ class TestMembers:
         owner = await make_user(db, email=f"owner.{unique}@example.com", tenant=tenant)
         email = f"guest.{unique}@example.com"
         async with db.transaction(scoped(tenant, owner.id)) as s:
-            invited = await service.invite_member(s, owner_of(tenant, owner.id), email, role=Role.TALENT_MANAGER)
+            invited = await service.invite_member(
+                s, owner_of(tenant, owner.id), email, role=Role.TALENT_MANAGER
+            )
         token = invited.invitation_token
         assert token is not None
         async with db.transaction(RlsContext()) as s:
@@ -286,7 +310,9 @@ class TestMembers:
         owner = await make_user(db, email=f"owner.{unique}@example.com", tenant=tenant)
         with pytest.raises(AlreadyExists):
             async with db.transaction(scoped(tenant, owner.id)) as s:
-                await service.invite_member(s, owner_of(tenant, owner.id), owner.email, role=Role.TALENT_OWNER)
+                await service.invite_member(
+                    s, owner_of(tenant, owner.id), owner.email, role=Role.TALENT_OWNER
+                )
 
     async def test_an_owner_cannot_grant_a_role_above_their_own(self, db, unique):
         tenant = await make_tenant(db, slug=f"esc-{unique}")
@@ -326,7 +352,9 @@ class TestMembers:
         owner = await make_user(db, email=f"owner.{unique}@example.com", tenant=tenant)
         await make_user(db, email=f"owner2.{unique}@example.com", tenant=tenant)
         async with db.transaction(scoped(tenant, owner.id)) as s:
-            member = await service.change_role(s, owner_of(tenant, owner.id), owner.id, role=Role.TALENT_MANAGER)
+            member = await service.change_role(
+                s, owner_of(tenant, owner.id), owner.id, role=Role.TALENT_MANAGER
+            )
         assert member.role is Role.TALENT_MANAGER
         [event] = await events_of(db, tenant.id, "ROLE_ASSIGNED")
         assert event.payload["previous_role"] == "TALENT_OWNER"
@@ -346,7 +374,9 @@ class TestMembers:
         mine = await make_tenant(db, slug=f"mine-{unique}")
         theirs = await make_tenant(db, slug=f"theirs-{unique}")
         owner = await make_user(db, email=f"owner.{unique}@example.com", tenant=mine)
-        stranger = await make_user(db, email=f"str.{unique}@example.com", tenant=theirs, role="TALENT_MANAGER")
+        stranger = await make_user(
+            db, email=f"str.{unique}@example.com", tenant=theirs, role="TALENT_MANAGER"
+        )
         with pytest.raises(NotFound):
             async with db.transaction(scoped(mine, owner.id)) as s:
                 await service.remove_member(s, owner_of(mine, owner.id), stranger.id)
@@ -360,7 +390,9 @@ class TestMembers:
         cursor = None
         async with db.transaction(scoped(tenant, owner.id)) as s:
             while True:
-                page, cursor = await service.list_members(s, owner_of(tenant, owner.id), cursor=cursor, limit=2)
+                page, cursor = await service.list_members(
+                    s, owner_of(tenant, owner.id), cursor=cursor, limit=2
+                )
                 seen += [m.user_id for m in page]
                 if cursor is None:
                     break
@@ -376,7 +408,9 @@ class TestApiKeys:
             )
         assert created.plaintext.startswith("vt_live_")
         async with db.transaction(ADMIN) as s:
-            stored = (await s.execute(text("SELECT * FROM api_keys WHERE id = :id"), {"id": created.key.id})).one()
+            stored = (
+                await s.execute(text("SELECT * FROM api_keys WHERE id = :id"), {"id": created.key.id})
+            ).one()
         assert stored.secret_hash == hashlib.sha256(created.plaintext.encode()).hexdigest()
         assert created.plaintext not in str(tuple(stored))
         [event] = await events_of(db, tenant.id, "API_KEY_CREATED")
@@ -386,10 +420,16 @@ class TestApiKeys:
     async def test_scopes_outside_the_catalog_or_the_creators_rights_are_refused(self, db, unique):
         tenant = await make_tenant(db, slug=f"sc-{unique}")
         manager = Operator(
-            tenant_id=tenant.id, user_id=None, role=Role.TALENT_MANAGER, permissions=frozenset({"members:read"})
+            tenant_id=tenant.id,
+            user_id=None,
+            role=Role.TALENT_MANAGER,
+            permissions=frozenset({"members:read"}),
         )
-        for actor, scopes in ((owner_of(tenant, None), ["root"]), (manager, ["members:write"]),
-                              (owner_of(tenant, None), [])):
+        for actor, scopes in (
+            (owner_of(tenant, None), ["root"]),
+            (manager, ["members:write"]),
+            (owner_of(tenant, None), []),
+        ):
             with pytest.raises(InvalidInput) as caught:
                 async with db.transaction(scoped(tenant)) as s:
                     await service.create_api_key(s, actor, name="bad", scopes=scopes)
@@ -400,7 +440,10 @@ class TestApiKeys:
         with pytest.raises(InvalidInput) as caught:
             async with db.transaction(scoped(tenant)) as s:
                 await service.create_api_key(
-                    s, owner_of(tenant, None), name="old", scopes=["tenant:read"],
+                    s,
+                    owner_of(tenant, None),
+                    name="old",
+                    scopes=["tenant:read"],
                     expires_at=datetime.now(UTC) - timedelta(minutes=1),
                 )
         assert caught.value.field == "expires_at"
@@ -408,7 +451,9 @@ class TestApiKeys:
     async def test_listing_keys_never_shows_a_secret_or_hash(self, db, unique):
         tenant = await make_tenant(db, slug=f"list-{unique}")
         async with db.transaction(scoped(tenant)) as s:
-            created = await service.create_api_key(s, owner_of(tenant, None), name="one", scopes=["tenant:read"])
+            created = await service.create_api_key(
+                s, owner_of(tenant, None), name="one", scopes=["tenant:read"]
+            )
             keys, _ = await service.list_api_keys(s, owner_of(tenant, None))
         assert [k.id for k in keys] == [created.key.id]
         assert not hasattr(keys[0], "secret_hash")
@@ -430,7 +475,9 @@ class TestApiKeys:
         mine = await make_tenant(db, slug=f"k1-{unique}")
         theirs = await make_tenant(db, slug=f"k2-{unique}")
         async with db.transaction(scoped(theirs)) as s:
-            created = await service.create_api_key(s, owner_of(theirs, None), name="x", scopes=["tenant:read"])
+            created = await service.create_api_key(
+                s, owner_of(theirs, None), name="x", scopes=["tenant:read"]
+            )
         with pytest.raises(NotFound):
             async with db.transaction(scoped(mine)) as s:
                 await service.revoke_api_key(s, owner_of(mine, None), created.key.id)
