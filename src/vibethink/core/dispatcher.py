@@ -7,6 +7,7 @@ already handled an event (by id) is skipped when the event comes round again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -61,7 +62,9 @@ class ConsumerRegistry:
     def register(self, name: str, handle: Handler, *, event_types: set[str] | None = None) -> None:
         if name in self._consumers:
             raise ValueError(f"consumer {name!r} is already registered")
-        self._consumers[name] = Consumer(name, None if event_types is None else frozenset(event_types), handle)
+        self._consumers[name] = Consumer(
+            name, None if event_types is None else frozenset(event_types), handle
+        )
 
     def for_event(self, event_type: str) -> list[Consumer]:
         return [c for c in self._consumers.values() if c.wants(event_type)]
@@ -93,7 +96,9 @@ class Dispatcher:
     ) -> None:
         self.db = db
         self.registry = registry
-        self.worker_id = f"{worker_id or 'worker'}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.worker_id = (
+            f"{worker_id or 'worker'}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        )
         self.batch_size = batch_size
         self.lease_seconds = lease_seconds
         self.max_attempts = db.settings.outbox_max_attempts
@@ -136,7 +141,15 @@ class Dispatcher:
             await consumer.handle(session, event)
 
     async def process(self, event: DeliveredEvent) -> bool:
-        """Runs every interested consumer; True when all succeeded and the event is done."""
+        """Runs every interested consumer; True when all succeeded and this worker marked the event done.
+
+        False also when the lease was lost to another worker meanwhile: that worker finishes it.
+        """
+        if event.attempts > self.max_attempts:
+            # Claimed once more than allowed: earlier workers died holding it (their leases expired)
+            # without recording a failure. A poison event must not crash workers forever.
+            await self._retry(event, f"lease expired {event.attempts - 1} times without a result")
+            return False
         failures: list[str] = []
         for consumer in self.registry.for_event(event.event_type):
             try:
@@ -144,24 +157,30 @@ class Dispatcher:
             except Exception as exc:
                 log.warning("consumer %s failed on %s %s: %s", consumer.name, event.event_type, event.id, exc)
                 failures.append(f"{consumer.name}: {type(exc).__name__}: {exc}")
+        if failures:
+            await self._retry(event, "; ".join(failures))
+            return False
         async with self.db.sessions() as session, session.begin():
-            if failures:
-                await session.execute(
-                    text("SELECT outbox_retry(:t, :id, :w, :err, :delay, :max)"),
-                    {
-                        "t": event.tenant_id,
-                        "id": event.id,
-                        "w": self.worker_id,
-                        "err": "; ".join(failures),
-                        "delay": backoff_seconds(event.attempts),
-                        "max": self.max_attempts,
-                    },
-                )
-                return False
-            await session.execute(
-                text("SELECT outbox_finish(:t, :id, :w)"), {"t": event.tenant_id, "id": event.id, "w": self.worker_id}
+            finished = await session.execute(
+                text("SELECT outbox_finish(:t, :id, :w)"),
+                {"t": event.tenant_id, "id": event.id, "w": self.worker_id},
             )
-            return True
+            return bool(finished.scalar_one())
+
+    async def _retry(self, event: DeliveredEvent, error: str) -> None:
+        """Releases the event for a later attempt after a backoff, or marks it DEAD after the last one."""
+        async with self.db.sessions() as session, session.begin():
+            await session.execute(
+                text("SELECT outbox_retry(:t, :id, :w, :err, :delay, :max)"),
+                {
+                    "t": event.tenant_id,
+                    "id": event.id,
+                    "w": self.worker_id,
+                    "err": error,
+                    "delay": backoff_seconds(event.attempts),
+                    "max": self.max_attempts,
+                },
+            )
 
     async def run_once(self) -> int:
         """Claims and processes one batch; returns how many events it handled."""
@@ -181,7 +200,7 @@ class Dispatcher:
 
     async def _listen(self) -> asyncpg.Connection | None:
         try:
-            conn = await asyncpg.connect(**asyncpg_connect_args(self.db.app_url))
+            conn: asyncpg.Connection = await asyncpg.connect(**asyncpg_connect_args(self.db.app_url))
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("outbox dispatcher cannot LISTEN, polling only: %s", exc)
             return None
@@ -189,9 +208,12 @@ class Dispatcher:
         return conn
 
     async def run_forever(self) -> None:
-        listener = await self._listen()
+        listener: asyncpg.Connection | None = None
         try:
             while not self._stopping.is_set():
+                if listener is None or listener.is_closed():
+                    # (Re)connect: a dropped LISTEN connection would silently turn wake-ups into polls.
+                    listener = await self._listen()
                 self._wake.clear()
                 try:
                     handled = await self.run_once()
@@ -200,10 +222,8 @@ class Dispatcher:
                     handled = 0
                 if handled:
                     continue
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-                except TimeoutError:
-                    pass
         finally:
-            if listener is not None:
+            if listener is not None and not listener.is_closed():
                 await listener.close()
