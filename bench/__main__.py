@@ -1,0 +1,92 @@
+"""`python -m bench [rls] [--quick] [--only db,wrapper,api,traps]`: RLS overhead and the isolation traps.
+
+A full run (the default, what `make bench` does) takes about 8 minutes on 2 cores once the data exists
+(building 1,000 tenants × 1,000 rows takes about a minute, once); `--quick` takes about 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from types import FrameType
+
+from bench import api_overhead, isolation_traps, rls_overhead
+from bench.datagen import Dataset, ensure_dataset
+from bench.report import machine, tool_version
+from bench.target import bench_target, pg_binary
+
+PARTS = ("db", "wrapper", "api", "traps")
+
+
+def _stop_on_term(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM unwinds like Ctrl-C, so every server and database this run started is stopped.
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("suite", nargs="?", default="rls", choices=["rls"], help="the benchmark suite")
+    parser.add_argument("--quick", action="store_true", help="short runs (one round, a few seconds each)")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {PARTS}")
+    parser.add_argument("--tenants", type=int, default=1000)
+    parser.add_argument("--rows-per-tenant", type=int, default=1000)
+    parser.add_argument("--seconds", type=int, help="duration of each pgbench / HTTP run")
+    parser.add_argument("--rounds", type=int, help="alternating rounds per variant")
+    args = parser.parse_args(argv)
+    parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown part(s): {', '.join(sorted(unknown))}")
+    seconds = args.seconds or (3 if args.quick else 10)
+    rounds = args.rounds or (1 if args.quick else 3)
+    dataset = Dataset(args.tenants, args.rows_per_tenant)
+    signal.signal(signal.SIGTERM, _stop_on_term)
+
+    started = time.perf_counter()
+    print(f"# RLS overhead — {dataset.tenants:,} tenants × {dataset.rows_per_tenant:,} celebrities")
+    print(machine())
+    print(tool_version(pg_binary("pgbench")))
+    with bench_target() as target:
+        print(f"database: {target.database} (owner {target.owner.username}, app role {target.app.username})")
+        ensure_dataset(target, dataset)
+        sections: list[str] = []
+        if "db" in parts:
+            print(f"\n## Inside the database: pgbench -M prepared -c 8 -j 2 -T {seconds}, {rounds} round(s)")
+            plan = rls_overhead.PgbenchPlan(seconds=seconds, rounds=rounds)
+            sections.append(
+                "### Inside the database (pgbench)\n\n" + rls_overhead.run_pgbench(target, dataset, plan)
+            )
+            print(sections[-1])
+        if "wrapper" in parts:
+            print(
+                "\n## The transaction wrapper through SQLAlchemy (before/after folding set_config into BEGIN)"
+            )
+            transactions = 1500 if args.quick else 6000
+            sections.append(
+                "### Transaction wrapper\n\n"
+                + rls_overhead.run_wrapper(target, dataset, transactions=transactions)
+            )
+            print(sections[-1])
+        if "api" in parts:
+            print(f"\n## End to end through the API: 8 in flight, {seconds} s per run, {rounds} round(s)")
+            sections.append(
+                "### End to end (uvicorn + httpx)\n\n"
+                + api_overhead.run_api(target, dataset, seconds=seconds, rounds=rounds)
+            )
+            print(sections[-1])
+        if "traps" in parts:
+            print("\n## Known traps: EXPLAIN ANALYZE")
+            sections.append(isolation_traps.run(target, dataset))
+            print(sections[-1])
+    print(f"\ndone in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted; servers and the embedded database were stopped", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,178 @@
+"""Bench data: N tenants × M celebrities, set-based, as the owner, plus one API key per tenant.
+
+Ids are derived, not random: tenant n is `md5('t' || n)::uuid`, celebrity n is `md5('c' || n)::uuid`
+(celebrity n belongs to tenant (n - 1) / M + 1). pgbench scripts and the HTTP load generator compute
+the ids they ask for from a random number, so no lookup round trip dilutes what is measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from bench.target import BenchTarget
+from vibethink.core import migrations
+from vibethink.core.database import ensure_database
+from vibethink.core.security import generate_api_key
+from vibethink.tenancy.permissions import ALL_SCOPES
+
+DATASET_VERSION = "celebrities-v1"
+
+TWIN_CONFIG = {
+    "voiceCloneId": "voice-bench",
+    "visualAvatarId": "avatar-bench",
+    "personalityProfile": {"tone": "warm", "language": "en", "expertise": ["football"]},
+    "knowledgeBase": {"sources": [], "lastUpdated": "2026-01-10T00:00:00Z"},
+    "guardrails": {"maxResponseLength": 500, "bannedTopics": ["politics"], "contentRating": "PG"},
+}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    tenants: int
+    rows_per_tenant: int
+
+    @property
+    def rows(self) -> int:
+        return self.tenants * self.rows_per_tenant
+
+    @property
+    def label(self) -> str:
+        return f"{DATASET_VERSION}:{self.tenants}x{self.rows_per_tenant}"
+
+    def tenant_of(self, row: int) -> int:
+        return (row - 1) // self.rows_per_tenant + 1
+
+
+def derived_uuid(kind: str, n: int) -> uuid.UUID:
+    """The same id PostgreSQL computes with `md5(kind || n)::uuid`."""
+    return uuid.UUID(hashlib.md5(f"{kind}{n}".encode()).hexdigest())  # noqa: S324 - an id, not a secret
+
+
+def tenant_id(n: int) -> uuid.UUID:
+    return derived_uuid("t", n)
+
+
+def celebrity_id(n: int) -> uuid.UUID:
+    return derived_uuid("c", n)
+
+
+def ensure_dataset(target: BenchTarget, dataset: Dataset) -> bool:
+    """Loads the dataset unless the same one is already there; True when it (re)loaded.
+
+    Another dataset is replaced by recreating the whole bench database: a cascade delete of a million
+    rows is slower than building them.
+    """
+    present, has_tenants = asyncio.run(_present(target))
+    if present == dataset.label:
+        return False
+    if has_tenants:
+        ensure_database(target.owner, recreate=True)
+        migrations.upgrade(target.owner)
+    started = time.perf_counter()
+    asyncio.run(_load(target, dataset))
+    print(
+        f"  loaded {dataset.tenants:,} tenants × {dataset.rows_per_tenant:,} celebrities"
+        f" in {time.perf_counter() - started:.1f} s"
+    )
+    return True
+
+
+async def _present(target: BenchTarget) -> tuple[str | None, bool]:
+    conn = await target.connect_owner()
+    try:
+        meta = await conn.fetchval("SELECT to_regclass('bench_meta') IS NOT NULL")
+        present = await conn.fetchval("SELECT value FROM bench_meta WHERE key = 'dataset'") if meta else None
+        has_tenants = bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM tenants)"))
+    finally:
+        await conn.close()
+    return present, has_tenants
+
+
+async def _load(target: BenchTarget, dataset: Dataset) -> None:
+    conn = await target.connect_owner()
+    try:
+        await _load_on(conn, dataset)
+    finally:
+        await conn.close()
+
+
+async def _load_on(conn: asyncpg.Connection, dataset: Dataset) -> None:
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS bench_meta (key text PRIMARY KEY, value text NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS bench_api_keys (tenant_n integer PRIMARY KEY, plaintext text NOT NULL);"
+        # Plaintext keys are bench-only: never readable by the app role.
+        "REVOKE ALL ON bench_meta, bench_api_keys FROM PUBLIC"
+    )
+    async with conn.transaction():
+        # The owner is a superuser on the embedded server; elsewhere the admin context lets it write.
+        await conn.execute("SELECT set_config('app.admin', 'on', true)")
+        await conn.execute("SET LOCAL synchronous_commit = off")
+        await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        # Secondary indexes are rebuilt once after the load: far faster than a million GIN inserts.
+        index_defs = [
+            r["indexdef"]
+            for r in await conn.fetch(
+                "SELECT i.indexname, i.indexdef FROM pg_indexes i"
+                " WHERE i.tablename = 'celebrities' AND i.schemaname = current_schema()"
+                " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)"
+            )
+        ]
+        for r in await conn.fetch(
+            "SELECT i.indexname FROM pg_indexes i WHERE i.tablename = 'celebrities'"
+            " AND i.schemaname = current_schema()"
+            " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)"
+        ):
+            await conn.execute(f'DROP INDEX "{r["indexname"]}"')
+        await conn.execute(
+            "INSERT INTO tenants (id, kind, slug, name, tier)"
+            " SELECT md5('t' || n)::uuid, 'TALENT', 'bench-t' || n, 'Bench Tenant ' || n, 'PROFESSIONAL'"
+            " FROM generate_series(1, $1::int) AS n",
+            dataset.tenants,
+        )
+        await conn.execute(
+            "INSERT INTO celebrities (tenant_id, id, slug, name, type, status, bio, twin_config,"
+            " twin_config_version, created_at, updated_at)"
+            " SELECT md5('t' || ((n - 1) / $2 + 1))::uuid, md5('c' || n)::uuid, 'bench-c' || n,"
+            " 'Bench Talent ' || n,"
+            " (enum_range(NULL::celebrity_type))[n % 6 + 1], 'ACTIVE',"
+            " 'Commentator number ' || n || ', known for calls that fans remember.', $3::jsonb, 1,"
+            " timestamptz '2026-01-01 00:00:00+00' + n * interval '1 second',"
+            " timestamptz '2026-01-01 00:00:00+00' + n * interval '1 second'"
+            " FROM generate_series(1, $1::int) AS n",
+            dataset.rows,
+            dataset.rows_per_tenant,
+            json.dumps(TWIN_CONFIG),
+        )
+        for definition in index_defs:
+            await conn.execute(definition)
+        keys = [(n, generate_api_key()) for n in range(1, dataset.tenants + 1)]
+        scopes = sorted(ALL_SCOPES)
+        await conn.executemany(
+            "INSERT INTO api_keys (tenant_id, id, key_id, secret_hash, name, scopes)"
+            " VALUES (md5('t' || $1::int)::uuid, gen_random_uuid(), $2, $3, 'bench key', $4)",
+            [(n, key.key_id, key.secret_hash, scopes) for n, key in keys],
+        )
+        await conn.executemany(
+            "INSERT INTO bench_api_keys (tenant_n, plaintext) VALUES ($1, $2)",
+            [(n, key.plaintext) for n, key in keys],
+        )
+        await conn.execute("INSERT INTO bench_meta (key, value) VALUES ('dataset', $1)", dataset.label)
+    for table in ("tenants", "celebrities", "api_keys"):
+        await conn.execute(f"VACUUM (ANALYZE) {table}")
+
+
+async def api_keys(target: BenchTarget) -> dict[int, str]:
+    """Tenant number → plaintext API key."""
+    conn = await target.connect_owner()
+    try:
+        rows = await conn.fetch("SELECT tenant_n, plaintext FROM bench_api_keys ORDER BY tenant_n")
+    finally:
+        await conn.close()
+    return {r["tenant_n"]: r["plaintext"] for r in rows}

@@ -1,0 +1,76 @@
+"""Tables, percentiles and the machine description printed with every result."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of an already sorted sequence."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values)) - 1))
+    return sorted_values[rank]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def overhead(rls: float, baseline: float) -> str:
+    if baseline <= 0 or rls != rls or baseline != baseline:
+        return "n/a"
+    return f"{(rls / baseline - 1) * 100:+.1f} %"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub-flavoured Markdown table, columns padded for the terminal."""
+    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(row: Sequence[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
+
+
+def machine() -> str:
+    """Cores, CPU model, memory, load, date: the context every figure needs."""
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for row in cpuinfo:
+                if row.startswith("model name"):
+                    model = row.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    memory = "unknown"
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as meminfo:
+            kib = int(next(r for r in meminfo if r.startswith("MemTotal")).split()[1])
+            memory = f"{kib / 1024 / 1024:.1f} GiB"
+    except (OSError, StopIteration, ValueError):
+        pass
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    kernel = platform.release()
+    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"machine: {os.cpu_count()} cores ({model}), {memory} RAM, Linux {kernel}, Python"
+        f" {platform.python_version()}; load average before the run: {load}; {date}"
+    )
+
+
+def tool_version(binary: str) -> str:
+    try:
+        return subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return f"{binary}: not found"

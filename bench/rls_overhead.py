@@ -1,0 +1,266 @@
+"""RLS overhead inside the database: pgbench, the app role with RLS against the owner without it.
+
+Every transaction reads what the celebrities API reads (`talent.service.get` and `.page`): one row by
+(tenant_id, id), or a page of 50 (+1 to know if there is more) newest first over (created_at, id).
+The owner runs it bare (BEGIN, query, COMMIT). The app role runs it with the RLS context:
+- *own round trip*: BEGIN, set_config(...), query, COMMIT (what the platform did at first);
+- *with BEGIN*: BEGIN and set_config in one pipelined round trip, query, COMMIT (what
+  `core.database.apply_context` does now: the context travels with the transaction's BEGIN).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import os
+import re
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+
+from bench.datagen import Dataset, celebrity_id, tenant_id
+from bench.report import median, overhead, percentile, table
+from bench.target import BenchTarget, pg_binary
+from vibethink.core.database import SET_CONTEXT_SQL, Database, RlsContext
+
+COLUMNS = (
+    "tenant_id, id, slug, name, type, status, bio, twin_config, twin_config_version,"
+    " created_at, updated_at, archived_at"
+)
+BY_ID = (
+    f"SELECT {COLUMNS} FROM celebrities WHERE tenant_id = md5('t' || :t)::uuid AND id = md5('c' || :n)::uuid;"
+)
+LIST_PAGE = (
+    f"SELECT {COLUMNS} FROM celebrities WHERE tenant_id = md5('t' || :t)::uuid AND status <> 'ARCHIVED'"
+    " ORDER BY created_at DESC, id DESC LIMIT 51;"
+)
+CONTEXT = (
+    "SELECT set_config('app.tenant_id', md5('t' || :t)::uuid::text, true),"
+    " set_config('app.user_id', '', true), set_config('app.role', 'API_KEY', true),"
+    " set_config('app.admin', '', true);"
+)
+WORKLOADS = {"by id": BY_ID, "list page of 50": LIST_PAGE}
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    as_owner: bool
+    context: str  # "none" | "own" | "with-begin"
+
+    def script(self, query: str, dataset: Dataset) -> str:
+        head = f"\\set n random(1, {dataset.rows})\n\\set t (:n - 1) / {dataset.rows_per_tenant} + 1\n"
+        if self.context == "none":
+            body = f"BEGIN;\n{query}\nCOMMIT;\n"
+        elif self.context == "own":
+            body = f"BEGIN;\n{CONTEXT}\n{query}\nCOMMIT;\n"
+        else:
+            body = f"\\startpipeline\nBEGIN;\n{CONTEXT}\n\\endpipeline\n{query}\nCOMMIT;\n"
+        return head + body
+
+
+VARIANTS = (
+    Variant("owner, no RLS", as_owner=True, context="none"),
+    Variant("app + RLS, set_config own round trip", as_owner=False, context="own"),
+    Variant("app + RLS, set_config with BEGIN", as_owner=False, context="with-begin"),
+)
+
+
+@dataclass
+class Measured:
+    tps: list[float] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    failed: int = 0
+
+    @property
+    def mean_ms(self) -> float:
+        return sum(self.latencies_ms) / len(self.latencies_ms) if self.latencies_ms else float("nan")
+
+
+@dataclass(frozen=True)
+class PgbenchPlan:
+    seconds: int
+    rounds: int
+    clients: int = 8
+    threads: int = 2
+
+
+def pgbench_command(plan: PgbenchPlan, script: str, log_prefix: str) -> list[str]:
+    return [
+        pg_binary("pgbench"),
+        "-n",
+        "-M",
+        "prepared",
+        "-c",
+        str(plan.clients),
+        "-j",
+        str(plan.threads),
+        "-T",
+        str(plan.seconds),
+        "-f",
+        script,
+        "-l",
+        f"--log-prefix={log_prefix}",
+    ]
+
+
+def _run_pgbench(
+    target: BenchTarget, url: URL, command: list[str], log_prefix: str
+) -> tuple[float, list[float], int]:
+    env = {**os.environ, **target.libpq_env(url)}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"pgbench failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    match = re.search(r"tps = ([0-9.]+)", done.stdout)
+    failed = re.search(r"number of failed transactions: (\d+)", done.stdout)
+    latencies: list[float] = []
+    for path in glob.glob(f"{log_prefix}.*"):
+        with open(path, encoding="utf-8") as log:
+            for row in log:
+                parts = row.split()
+                if len(parts) >= 3 and parts[2].isdigit():
+                    latencies.append(int(parts[2]) / 1000.0)
+        os.unlink(path)
+    return (
+        (float(match.group(1)) if match else float("nan")),
+        latencies,
+        int(failed.group(1)) if failed else 0,
+    )
+
+
+def run_pgbench(target: BenchTarget, dataset: Dataset, plan: PgbenchPlan) -> str:
+    """pgbench rounds, variants rotated each round so none always runs first; returns the tables."""
+    results: dict[tuple[str, str], Measured] = {}
+    with tempfile.TemporaryDirectory(prefix="vibethink-bench-") as work:
+        for round_no in range(plan.rounds):
+            for workload, query in WORKLOADS.items():
+                order = VARIANTS[round_no % len(VARIANTS) :] + VARIANTS[: round_no % len(VARIANTS)]
+                for variant in order:
+                    script = os.path.join(work, "script.sql")
+                    with open(script, "w", encoding="utf-8") as out:
+                        out.write(variant.script(query, dataset))
+                    prefix = os.path.join(work, "pgbench_log")
+                    url = target.owner if variant.as_owner else target.app
+                    tps, latencies, failed = _run_pgbench(
+                        target, url, pgbench_command(plan, script, prefix), prefix
+                    )
+                    measured = results.setdefault((workload, variant.name), Measured())
+                    measured.tps.append(tps)
+                    measured.latencies_ms.extend(latencies)
+                    measured.failed += failed
+                    print(
+                        f"  round {round_no + 1}/{plan.rounds} {workload:<16} {variant.name:<40}"
+                        f" {tps:>9.0f} tps"
+                    )
+    rows: list[list[object]] = []
+    for workload in WORKLOADS:
+        owner = results[(workload, VARIANTS[0].name)]
+        for variant in VARIANTS:
+            m = results[(workload, variant.name)]
+            lat = sorted(m.latencies_ms)
+            rows.append(
+                [
+                    workload,
+                    variant.name,
+                    f"{median(m.tps):,.0f}",
+                    f"{m.mean_ms:.3f}",
+                    f"{percentile(lat, 0.5):.3f}",
+                    f"{percentile(lat, 0.99):.3f}",
+                    m.failed,
+                    "—" if variant.as_owner else overhead(m.mean_ms, owner.mean_ms),
+                ]
+            )
+    return table(
+        ["workload", "role / context", "TPS (median)", "mean ms", "p50 ms", "p99 ms", "failed", "overhead"],
+        rows,
+    )
+
+
+def pgbench_scripts(dataset: Dataset) -> str:
+    """The exact scripts, for the record."""
+    parts = []
+    for workload, query in WORKLOADS.items():
+        for variant in VARIANTS:
+            parts.append(f"-- {workload} / {variant.name}\n{variant.script(query, dataset)}")
+    return "\n".join(parts)
+
+
+# --- the transaction wrapper, through SQLAlchemy: what a request pays before its first query ---------
+
+
+async def _time_wrapper(db: Database, dataset: Dataset, transactions: int) -> str:
+    import random
+
+    rng = random.Random(7)
+    picks = [rng.randint(1, dataset.rows) for _ in range(transactions)]
+    query = text(f"SELECT {COLUMNS} FROM celebrities WHERE tenant_id = :t AND id = :id")
+
+    def params(n: int) -> dict[str, Any]:
+        return {"t": tenant_id(dataset.tenant_of(n)), "id": celebrity_id(n)}
+
+    async def owner_bare(n: int) -> None:
+        async with db.owner_engine.begin() as conn:
+            (await conn.execute(query, params(n))).one()
+
+    async def app_own_round_trip(n: int) -> None:
+        ctx = RlsContext(tenant_id=tenant_id(dataset.tenant_of(n)), role="API_KEY")
+        async with db.sessions() as session, session.begin():
+            await session.execute(SET_CONTEXT_SQL, ctx.settings_row())
+            (await session.execute(query, params(n))).one()
+
+    async def app_transaction(n: int) -> None:
+        ctx = RlsContext(tenant_id=tenant_id(dataset.tenant_of(n)), role="API_KEY")
+        async with db.transaction(ctx) as session:
+            (await session.execute(query, params(n))).one()
+
+    shapes = {
+        "owner, no RLS (BEGIN, query, COMMIT)": owner_bare,
+        "app + RLS, set_config as its own statement": app_own_round_trip,
+        "app + RLS, Database.transaction(context)": app_transaction,
+    }
+    timings: dict[str, list[float]] = {name: [] for name in shapes}
+    for name, shape in shapes.items():  # warm the pools and statement caches
+        for n in picks[:200]:
+            await shape(n)
+        del name
+    for round_no in range(3):
+        for name, shape in list(shapes.items())[round_no % 3 :] + list(shapes.items())[: round_no % 3]:
+            for n in picks[round_no::3]:
+                started = time.perf_counter()
+                await shape(n)
+                timings[name].append((time.perf_counter() - started) * 1000)
+    owner = timings[next(iter(shapes))]
+    rows: list[list[object]] = []
+    for name, values in timings.items():
+        ordered = sorted(values)
+        mean = sum(values) / len(values)
+        rows.append(
+            [
+                name,
+                len(values),
+                f"{mean:.3f}",
+                f"{percentile(ordered, 0.5):.3f}",
+                f"{percentile(ordered, 0.99):.3f}",
+                "—" if values is owner else overhead(mean, sum(owner) / len(owner)),
+            ]
+        )
+    return table(
+        ["transaction shape (one connection, sequential)", "n", "mean ms", "p50 ms", "p99 ms", "overhead"],
+        rows,
+    )
+
+
+def run_wrapper(target: BenchTarget, dataset: Dataset, *, transactions: int) -> str:
+    async def main() -> str:
+        db = Database(target.settings.model_copy(update={"pool_size": 2}), owner=target.owner)
+        try:
+            return await _time_wrapper(db, dataset, transactions)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(main())
