@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -24,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from vibethink.core import audit, outbox
-from vibethink.core.database import RlsContext, apply_context
+from vibethink.core.database import SET_CONTEXT_SQL, RlsContext
 from vibethink.core.errors import Conflict, InvalidInput, NotFound, SchemaViolation, ServiceUnavailable
 from vibethink.talent.models import Celebrity, JsonbSchema
 
@@ -176,7 +177,7 @@ def _describe(error: ValidationError, column: str) -> Iterator[Problem]:
 
 
 def check_storable(document: Any, *, column: str) -> None:
-    """Refuses what PostgreSQL's JSONB cannot store (NUL characters) and oversized documents."""
+    """Refuses what PostgreSQL's JSONB cannot store (NUL characters, NaN) and oversized documents."""
     if len(json.dumps(document, ensure_ascii=False)) > MAX_DOCUMENT_BYTES:
         raise InvalidInput(f"{column} is larger than {MAX_DOCUMENT_BYTES // 1024} KiB.", field=column)
     stack: list[tuple[Any, str]] = [(document, column)]
@@ -184,6 +185,8 @@ def check_storable(document: Any, *, column: str) -> None:
         value, where = stack.pop()
         if isinstance(value, str) and "\x00" in value:
             raise InvalidInput(f"{where} contains a NUL character.", field=where)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInput(f"{where} is not a finite number.", field=where)
         if isinstance(value, dict):
             for key, item in value.items():
                 if "\x00" in key:
@@ -344,7 +347,8 @@ async def admin_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     """One transaction in the explicit platform-admin RLS context (the CLI's maintenance commands)."""
     sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
     async with sessions() as session, session.begin():
-        await apply_context(session, ADMIN_CONTEXT)
+        # A plain statement, whatever the engine: the owner's connections are not the app's pooled kind.
+        await session.execute(SET_CONTEXT_SQL, ADMIN_CONTEXT.settings_row())
         yield session
 
 
