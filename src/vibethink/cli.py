@@ -13,6 +13,7 @@ from vibethink.core import migrations
 from vibethink.core.database import Database, owner_url, stop_embedded
 from vibethink.core.settings import get_settings
 from vibethink.talent.commands import schemas_app
+from vibethink.tenancy.commands import api_key_app, user_app
 
 # The embedded server's helper libraries are chatty; their details belong in var/pg/log.
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
@@ -24,6 +25,8 @@ demo_app = typer.Typer(help="Demo data for trying the platform.", no_args_is_hel
 app.add_typer(db_app, name="db")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(demo_app, name="demo")
+app.add_typer(user_app, name="user")
+app.add_typer(api_key_app, name="api-key")
 
 
 @app.command()
