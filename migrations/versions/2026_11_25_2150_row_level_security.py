@@ -197,6 +197,9 @@ def upgrade() -> None:
 
     _definer_functions()
     _message_partitions()
+    # Maintenance and trigger functions are the owner's business; nobody else may call them.
+    for fn in ("ensure_message_partitions(date, integer)", "reject_history_rewrite()", "notify_outbox()"):
+        op.execute(f"REVOKE ALL ON FUNCTION {fn} FROM PUBLIC")
 
     op.execute(
         "INSERT INTO jsonb_schemas (id, schema_name, version, schema, is_active, activated_at)"

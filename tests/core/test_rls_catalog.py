@@ -314,6 +314,21 @@ class TestTheAppRoleIsPowerless:
             is False
         )
 
+    async def test_the_app_role_cannot_run_maintenance_or_trigger_functions(
+        self, owner_conn: asyncpg.Connection
+    ) -> None:
+        callable_by_app = await owner_conn.fetch(
+            """
+            SELECT p.oid::regprocedure::text AS signature FROM pg_proc p
+              JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname = 'public' AND NOT p.prosecdef AND p.proowner <> 'vibethink_definer'::regrole
+               AND has_function_privilege($1, p.oid, 'EXECUTE')
+               AND p.proname IN ('ensure_message_partitions', 'reject_history_rewrite', 'notify_outbox')
+            """,
+            APP_ROLE,
+        )
+        assert [r["signature"] for r in callable_by_app] == []
+
     async def test_the_definer_role_cannot_log_in(self, owner_conn: asyncpg.Connection) -> None:
         assert (
             await owner_conn.fetchval("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", DEFINER_ROLE)
