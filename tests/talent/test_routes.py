@@ -578,3 +578,12 @@ class TestAnotherTenantsCelebrity:
     async def test_an_unknown_id_is_404_too(self, client: httpx.AsyncClient, talent: Talent) -> None:
         response = await client.get(f"/api/v1/celebrities/{uuid.uuid4()}", headers=talent.headers)
         assert response.status_code == 404
+
+
+async def test_the_openapi_document_describes_every_talent_route(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert set(paths["/api/v1/celebrities"]) == {"get", "post"}
+    assert set(paths["/api/v1/celebrities/{celebrity_id}"]) == {"get", "patch"}
+    assert set(paths["/api/v1/celebrities/{celebrity_id}/archive"]) == {"post"}
+    assert set(paths["/api/v1/celebrities/{celebrity_id}/twin-config"]) == {"get", "put"}
+    assert set(paths["/api/v1/celebrities/{celebrity_id}/contract"]) == {"get", "put"}

@@ -119,6 +119,14 @@ class TestValidationAgainstTheActiveVersion:
             await validate(db, with_value("personalityProfile.tone", "warm\x00"))
         assert caught.value.field == "twin_config.personalityProfile.tone"
 
+    async def test_a_document_nested_too_deep_is_refused(self, db: Database) -> None:
+        nested: list[Any] = []
+        for _ in range(40):
+            nested = [nested]
+        with pytest.raises(InvalidInput) as caught:
+            await validate(db, with_value("knowledgeBase.sources", nested))
+        assert caught.value.field.startswith("twin_config.knowledgeBase.sources.0.0")
+
     async def test_an_oversized_document_is_refused(self, db: Database) -> None:
         with pytest.raises(InvalidInput) as caught:
             await validate(db, with_value("knowledgeBase.sources", ["x" * 1000] * 300))

@@ -36,6 +36,8 @@ ADMIN_CONTEXT: Final = RlsContext(is_admin=True, role="PLATFORM_ADMIN")
 PLATFORM_TENANT_SLUG: Final = "vibethink"
 # Serialized size past which a JSONB document is refused: configs are settings, not content.
 MAX_DOCUMENT_BYTES: Final = 256 * 1024
+# Deeper documents are not settings; they would also overflow recursive serializers.
+MAX_DOCUMENT_DEPTH: Final = 32
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 _MAX_REPORTED_ERRORS = 20
 
@@ -177,12 +179,12 @@ def _describe(error: ValidationError, column: str) -> Iterator[Problem]:
 
 
 def check_storable(document: Any, *, column: str) -> None:
-    """Refuses what PostgreSQL's JSONB cannot store (NUL characters, NaN) and oversized documents."""
-    if len(json.dumps(document, ensure_ascii=False)) > MAX_DOCUMENT_BYTES:
-        raise InvalidInput(f"{column} is larger than {MAX_DOCUMENT_BYTES // 1024} KiB.", field=column)
-    stack: list[tuple[Any, str]] = [(document, column)]
+    """Refuses what JSONB cannot store (NUL characters, NaN), oversized and too deeply nested documents."""
+    stack: list[tuple[Any, str, int]] = [(document, column, 0)]
     while stack:
-        value, where = stack.pop()
+        value, where, depth = stack.pop()
+        if depth > MAX_DOCUMENT_DEPTH:
+            raise InvalidInput(f"{column} is nested deeper than {MAX_DOCUMENT_DEPTH} levels.", field=where)
         if isinstance(value, str) and "\x00" in value:
             raise InvalidInput(f"{where} contains a NUL character.", field=where)
         if isinstance(value, float) and not math.isfinite(value):
@@ -191,9 +193,11 @@ def check_storable(document: Any, *, column: str) -> None:
             for key, item in value.items():
                 if "\x00" in key:
                     raise InvalidInput(f"{where} has a key with a NUL character.", field=where)
-                stack.append((item, f"{where}.{key}"))
+                stack.append((item, f"{where}.{key}", depth + 1))
         elif isinstance(value, list):
-            stack.extend((item, f"{where}.{index}") for index, item in enumerate(value))
+            stack.extend((item, f"{where}.{index}", depth + 1) for index, item in enumerate(value))
+    if len(json.dumps(document, ensure_ascii=False)) > MAX_DOCUMENT_BYTES:
+        raise InvalidInput(f"{column} is larger than {MAX_DOCUMENT_BYTES // 1024} KiB.", field=column)
 
 
 def raise_for(found: Sequence[Problem], *, version: int, name: str) -> None:
