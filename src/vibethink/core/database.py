@@ -15,8 +15,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.engine import URL, make_url
+import asyncpg
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from vibethink.core.settings import Settings
 
@@ -169,8 +171,96 @@ SET_CONTEXT_SQL = text(
 )
 
 
+def _literal(value: str) -> str:
+    """A SQL string literal that means `value` whatever `standard_conforming_strings` says."""
+    if "\x00" in value:
+        raise ValueError("an RLS setting cannot contain a NUL character")
+    escaped = value.replace("'", "''")
+    if "\\" in value:
+        return "E'" + escaped.replace("\\", "\\\\") + "'"
+    return f"'{escaped}'"
+
+
+def context_statement(context: RlsContext) -> str:
+    """SET_CONTEXT_SQL with its values inlined, for the simple-query message that carries BEGIN."""
+    row = context.settings_row()
+    return (
+        f"SELECT set_config('app.tenant_id', {_literal(row['tenant'])}, true),"
+        f" set_config('app.user_id', {_literal(row['user'])}, true),"
+        f" set_config('app.role', {_literal(row['role'])}, true),"
+        f" set_config('app.admin', {_literal(row['admin'])}, true)"
+    )
+
+
+class TenantConnection(asyncpg.Connection):
+    """An asyncpg connection that sends a deferred RLS context in the same message as its BEGIN.
+
+    `apply_context` on a transaction that has not reached the server yet only records the context;
+    the driver's BEGIN then goes out as `BEGIN; SELECT set_config(...)` (one round trip, not two).
+    A recorded context is dropped at commit, rollback and check-in, so it never outlives its transaction.
+    """
+
+    _deferred_context: str | None = None
+
+    def defer_context(self, statement: str) -> None:
+        self._deferred_context = statement
+
+    def forget_context(self) -> None:
+        self._deferred_context = None
+
+    async def execute(
+        self,
+        query: str,
+        *args: object,
+        timeout: float | None = None,  # noqa: ASYNC109 - asyncpg's own signature
+    ) -> str:
+        statement = self._deferred_context
+        if statement is None or args or not query.lstrip().upper().startswith("BEGIN"):
+            return await super().execute(query, *args, timeout=timeout)
+        self._deferred_context = None
+        try:
+            return await super().execute(f"{query.rstrip().rstrip(';')}; {statement}", timeout=timeout)
+        except BaseException:
+            # BEGIN may have succeeded: never hand back a connection stuck in an aborted transaction.
+            if not self.is_closed() and self.is_in_transaction():
+                await super().execute("ROLLBACK")
+            raise
+
+
+def _forget_context(driver_connection: object) -> None:
+    if isinstance(driver_connection, TenantConnection):
+        driver_connection.forget_context()
+
+
+def _install_context_hooks(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "commit")
+    @event.listens_for(engine.sync_engine, "rollback")
+    def _on_end(conn: Connection) -> None:
+        if not conn.invalidated and not conn.closed:
+            _forget_context(conn.connection.driver_connection)
+
+    @event.listens_for(engine.sync_engine.pool, "checkin")
+    def _on_checkin(dbapi_connection: object, record: ConnectionPoolEntry | None) -> None:
+        if record is not None:
+            _forget_context(record.driver_connection)
+
+
 async def apply_context(conn: AsyncSession | AsyncConnection, context: RlsContext) -> None:
-    """Sets the transaction-local RLS settings; never `SET` at session level (pools would leak it)."""
+    """Sets the transaction-local RLS settings; never `SET` at session level (pools would leak it).
+
+    On the platform's engine, before the transaction's first statement, the settings ride with BEGIN.
+    """
+    connection = await conn.connection() if isinstance(conn, AsyncSession) else conn
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    if (
+        isinstance(driver, TenantConnection)
+        and connection.in_transaction()
+        and not driver.is_in_transaction()
+        and not getattr(raw.dbapi_connection, "autocommit", False)
+    ):
+        driver.defer_context(context_statement(context))
+        return
     await conn.execute(SET_CONTEXT_SQL, context.settings_row())
 
 
@@ -186,8 +276,12 @@ class Database:
             pool_size=settings.pool_size,
             max_overflow=settings.pool_max_overflow,
             pool_pre_ping=False,
-            connect_args={"server_settings": {"application_name": "vibethink"}},
+            connect_args={
+                "server_settings": {"application_name": "vibethink"},
+                "connection_class": TenantConnection,
+            },
         )
+        _install_context_hooks(self.engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._owner_engine: AsyncEngine | None = None
 
