@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import text
@@ -509,3 +511,42 @@ class TestTenants:
             headers=bearer(key),
         )
         assert response.status_code == 403
+
+
+class TestHostileInput:
+    async def test_no_input_makes_the_server_fail(self, client, db, unique):
+        tenant = await make_tenant(db, slug=f"hostile-{unique}")
+        key = await make_api_key(db, tenant)
+        headers = {**bearer(key), "content-type": "application/json"}
+        hostile = ["\x00", "a\x00b@example.com", "\ud800", "x" * 5000, "", " ", "é@é", "<script>"]
+        statuses: list[tuple[int, str, str]] = []
+        for value in hostile:
+            bodies = [
+                ("POST", "/api/v1/auth/login", {"email": value, "password": value}),
+                ("POST", "/api/v1/auth/signup", {"email": value, "password": STRONG, "tenant_name": value}),
+                (
+                    "POST",
+                    "/api/v1/auth/signup",
+                    {"email": "a@example.com", "password": value, "tenant_name": "A"},
+                ),
+                ("POST", "/api/v1/auth/signup", {"invite": value, "password": STRONG}),
+                (
+                    "POST",
+                    "/api/v1/members",
+                    {"email": value, "role": "TALENT_MANAGER", "display_name": value},
+                ),
+                ("PATCH", "/api/v1/tenants/current", {"name": value}),
+                ("POST", "/api/v1/api-keys", {"name": value, "scopes": [value]}),
+                ("POST", "/api/v1/api-keys", {"name": "ok", "scopes": ["tenant:read"], "expires_at": value}),
+            ]
+            for method, path, body in bodies:
+                # Escaped JSON, so lone surrogates reach the server as a client could send them.
+                response = await client.request(method, path, content=json.dumps(body), headers=headers)
+                statuses.append((response.status_code, path, repr(value)[:12]))
+            quoted = quote(value.encode("utf-8", "surrogatepass"))
+            for path in (f"/api/v1/members?cursor={quoted}", f"/api/v1/tenants?reason={quoted}"):
+                response = await client.get(path, headers=bearer(key))
+                statuses.append((response.status_code, path[:24], repr(value)[:12]))
+            response = await client.get(f"/signup?invite={quoted}")
+            statuses.append((response.status_code, "/signup", repr(value)[:12]))
+        assert [s for s in statuses if s[0] >= 500] == []

@@ -196,7 +196,9 @@ async def update_current_tenant(
 async def list_tenants(
     principal: TenantReader,
     session: DbSession,
-    reason: Annotated[str | None, Query(max_length=500, description="Why; written to the audit log.")] = None,
+    reason: Annotated[
+        str | None, Query(max_length=500, pattern=r"^[^\x00]*$", description="Why; written to the audit log.")
+    ] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[TenantRead]:

@@ -215,8 +215,19 @@ class CreatedApiKey:
 # ---------------------------------------------------------------- input rules
 
 
+def storable(value: str, *, field: str) -> str:
+    """`value` unchanged if PostgreSQL can store it as text (no NUL, valid UTF-8), else a 422 on `field`."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput("The text holds characters that cannot be stored.", field=field) from exc
+    if "\x00" in value:
+        raise InvalidInput("The text holds a NUL character.", field=field)
+    return value
+
+
 def normalise_email(email: str) -> str:
-    candidate = email.strip()
+    candidate = storable(email, field="email").strip()
     try:
         checked = validate_email(candidate, check_deliverability=False)
     except EmailNotValidError as exc:
@@ -225,6 +236,7 @@ def normalise_email(email: str) -> str:
 
 
 def check_password(password: str) -> None:
+    storable(password, field="password")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(
             f"Choose a password of at least {MIN_PASSWORD_LENGTH} characters.", field="password"
@@ -251,7 +263,7 @@ def slug_from_name(name: str) -> str:
 
 
 def _check_name(name: str, *, field: str) -> str:
-    cleaned = " ".join(name.split())
+    cleaned = " ".join(storable(name, field=field).split())
     if not 1 <= len(cleaned) <= 200:
         raise InvalidInput("Give a name of 1 to 200 characters.", field=field)
     return cleaned
@@ -275,7 +287,7 @@ def _client_ip(ip: str | None) -> str | None:
 
 def _token_hash(token: str) -> str:
     # Invitation tokens carry 256 random bits, so a fast hash suffices (unlike passwords).
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
 async def _flush_unique(session: AsyncSession, message: str, *, field: str) -> None:
@@ -460,14 +472,19 @@ async def authenticate(
     A failure is recorded before `InvalidCredentials` is raised: the boundary must commit it even
     though the request fails, or failures would never count.
     """
-    address = email.strip().lower()
+    try:
+        address = storable(email, field="email").strip().lower()
+    except InvalidInput as exc:
+        # No account can have such an address; nothing to count it against either.
+        raise InvalidCredentials() from exc
     account = account_hash(settings.secret_key, address)
     client_ip = _client_ip(ip)
     await _check_throttle(session, account, client_ip, settings)
     row = await _find_user(session, address) if len(address) <= 320 else None
     usable_hash = row.password_hash if row is not None and row.is_active else None
     # Unknown accounts verify against a dummy hash, so timing does not reveal which e-mails exist.
-    verified = await asyncio.to_thread(verify_password, usable_hash, password[:MAX_PASSWORD_LENGTH])
+    attempt = password[:MAX_PASSWORD_LENGTH].encode("utf-8", "replace").decode()
+    verified = await asyncio.to_thread(verify_password, usable_hash, attempt)
     session.add(LoginAttempt(account_hash=account, ip=client_ip, succeeded=verified))
     await session.flush()
     if not verified or row is None or usable_hash is None:
@@ -478,7 +495,7 @@ async def authenticate(
         raise InvalidCredentials()
     user.last_login_at = datetime.now(UTC)
     if password_needs_rehash(usable_hash):
-        user.password_hash = await asyncio.to_thread(hash_password, password)
+        user.password_hash = await asyncio.to_thread(hash_password, attempt)
     await session.flush()
     return user
 
