@@ -112,7 +112,7 @@ async def _load_on(conn: asyncpg.Connection, dataset: Dataset) -> None:
     )
     async with conn.transaction():
         # The owner is a superuser on the embedded server; elsewhere the admin context lets it write.
-        await conn.execute("SELECT set_config('app.admin', 'on', true)")
+        await conn.execute("SELECT set_config('role', 'vibethink_admin', true)")
         await conn.execute("SET LOCAL synchronous_commit = off")
         await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
         # Secondary indexes are rebuilt once after the load: far faster than a million GIN inserts.

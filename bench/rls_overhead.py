@@ -42,7 +42,7 @@ LIST_PAGE = (
 CONTEXT = (
     "SELECT set_config('app.tenant_id', md5('t' || :t)::uuid::text, true),"
     " set_config('app.user_id', '', true), set_config('app.role', 'API_KEY', true),"
-    " set_config('app.admin', '', true);"
+    " set_config('role', 'none', true);"
 )
 WORKLOADS = {"by id": BY_ID, "list page of 50": LIST_PAGE}
 

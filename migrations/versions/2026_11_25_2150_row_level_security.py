@@ -17,10 +17,11 @@ depends_on: str | Sequence[str] | None = None
 
 APP = "vibethink_app"
 DEFINER = "vibethink_definer"
+# The app role switches to this role (never inheriting it) inside the audited admin context.
+ADMIN_ROLE = "vibethink_admin"
 
 TENANT = "(SELECT nullif(current_setting('app.tenant_id', true), '')::uuid)"
 USER = "(SELECT nullif(current_setting('app.user_id', true), '')::uuid)"
-ADMIN = "((SELECT current_setting('app.admin', true)) = 'on')"
 
 MUTABLE_TENANT_TABLES = (
     "memberships",
@@ -71,6 +72,13 @@ TWIN_CONFIG_V1 = {
 }
 
 
+def _tenant_policy(table: str, *, name: str = "tenant_isolation") -> None:
+    """The app role sees and writes only the current tenant's rows; an unset tenant matches none."""
+    op.execute(
+        f"CREATE POLICY {name} ON {table} TO {APP} USING (tenant_id = {TENANT}) WITH CHECK (tenant_id = {TENANT})"
+    )
+
+
 def _app_password() -> str:
     from vibethink.core.settings import get_settings
 
@@ -87,86 +95,80 @@ def upgrade() -> None:
           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{DEFINER}') THEN
             CREATE ROLE {DEFINER} NOLOGIN BYPASSRLS;
           END IF;
+          IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{ADMIN_ROLE}') THEN
+            CREATE ROLE {ADMIN_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+          END IF;
         END $$;
     """)
     op.execute(f"GRANT {DEFINER} TO current_user")
-    op.execute(f"GRANT USAGE ON SCHEMA public TO {APP}, {DEFINER}")
+    # The owner enters the admin context the same way the app does, for maintenance under FORCE RLS.
+    op.execute(f"GRANT {ADMIN_ROLE} TO current_user")
+    op.execute(f"GRANT USAGE ON SCHEMA public TO {APP}, {DEFINER}, {ADMIN_ROLE}")
 
-    for table in (*MUTABLE_TENANT_TABLES, *APPEND_ONLY_TENANT_TABLES):
+    # Admin context is a role switch (`SET LOCAL ROLE`), not an OR in the tenant policy: an OR with a
+    # non-indexable term makes PostgreSQL give up the tenant index (see bench/RESULTS.md).
+    op.execute(f"GRANT {ADMIN_ROLE} TO {APP} WITH INHERIT FALSE, SET TRUE")
+
+    for table in (*MUTABLE_TENANT_TABLES, *APPEND_ONLY_TENANT_TABLES, "tenants", "users", "auth_sessions"):
         # FORCE, so the table owner is filtered too: a migration bug must not bypass isolation.
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
         op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
+        op.execute(f"CREATE POLICY admin_context ON {table} TO {ADMIN_ROLE} USING (true) WITH CHECK (true)")
     for table in MUTABLE_TENANT_TABLES:
         if table in ("memberships", "brand_campaigns"):
             continue
-        op.execute(
-            f"CREATE POLICY tenant_isolation ON {table} USING (tenant_id = {TENANT} OR {ADMIN})"
-            f" WITH CHECK (tenant_id = {TENANT} OR {ADMIN})"
-        )
-        op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {APP}")
+        _tenant_policy(table)
+        op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {APP}, {ADMIN_ROLE}")
     for table in APPEND_ONLY_TENANT_TABLES:
-        op.execute(
-            f"CREATE POLICY tenant_isolation ON {table} USING (tenant_id = {TENANT} OR {ADMIN})"
-            f" WITH CHECK (tenant_id = {TENANT} OR {ADMIN})"
-        )
-        op.execute(f"GRANT SELECT, INSERT ON {table} TO {APP}")
+        _tenant_policy(table)
+        op.execute(f"GRANT SELECT, INSERT ON {table} TO {APP}, {ADMIN_ROLE}")
 
     # A user sees their own memberships in every tenant (to pick one); writes stay tenant-scoped.
     op.execute(
-        f"CREATE POLICY member_read ON memberships FOR SELECT"
-        f" USING (tenant_id = {TENANT} OR user_id = {USER} OR {ADMIN})"
+        f"CREATE POLICY member_read ON memberships FOR SELECT TO {APP}"
+        f" USING (tenant_id = {TENANT} OR user_id = {USER})"
     )
-    op.execute(
-        f"CREATE POLICY tenant_write ON memberships FOR ALL USING (tenant_id = {TENANT} OR {ADMIN})"
-        f" WITH CHECK (tenant_id = {TENANT} OR {ADMIN})"
-    )
-    op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON memberships TO {APP}")
+    _tenant_policy("memberships", name="tenant_write")
+    op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON memberships TO {APP}, {ADMIN_ROLE}")
 
     # Campaign rows belong to the talent's tenant and are visible to the brand they name.
+    _tenant_policy("brand_campaigns")
     op.execute(
-        f"CREATE POLICY tenant_isolation ON brand_campaigns USING (tenant_id = {TENANT} OR {ADMIN})"
-        f" WITH CHECK (tenant_id = {TENANT} OR {ADMIN})"
+        f"CREATE POLICY brand_read ON brand_campaigns FOR SELECT TO {APP} USING (brand_tenant_id = {TENANT})"
     )
-    op.execute(f"CREATE POLICY brand_read ON brand_campaigns FOR SELECT USING (brand_tenant_id = {TENANT})")
-    op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON brand_campaigns TO {APP}")
+    op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON brand_campaigns TO {APP}, {ADMIN_ROLE}")
 
     # Platform-level tables: tenants, users and their sessions.
-    for table in ("tenants", "users", "auth_sessions"):
-        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-        op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
     op.execute(
-        f"CREATE POLICY tenant_read ON tenants FOR SELECT USING (id = {TENANT} OR {ADMIN}"
+        f"CREATE POLICY tenant_read ON tenants FOR SELECT TO {APP} USING (id = {TENANT}"
         f" OR id IN (SELECT m.tenant_id FROM memberships m WHERE m.user_id = {USER}))"
     )
-    op.execute(f"CREATE POLICY tenant_insert ON tenants FOR INSERT WITH CHECK (id = {TENANT} OR {ADMIN})")
+    op.execute(f"CREATE POLICY tenant_insert ON tenants FOR INSERT TO {APP} WITH CHECK (id = {TENANT})")
     op.execute(
-        f"CREATE POLICY tenant_update ON tenants FOR UPDATE USING (id = {TENANT} OR {ADMIN})"
-        f" WITH CHECK (id = {TENANT} OR {ADMIN})"
+        f"CREATE POLICY tenant_update ON tenants FOR UPDATE TO {APP} USING (id = {TENANT}) WITH CHECK (id = {TENANT})"
     )
-    op.execute(f"GRANT SELECT, INSERT, UPDATE ON tenants TO {APP}")
+    op.execute(f"GRANT SELECT, INSERT, UPDATE ON tenants TO {APP}, {ADMIN_ROLE}")
 
     op.execute(
-        f"CREATE POLICY user_read ON users FOR SELECT USING (id = {USER} OR {ADMIN}"
+        f"CREATE POLICY user_read ON users FOR SELECT TO {APP} USING (id = {USER}"
         f" OR id IN (SELECT m.user_id FROM memberships m WHERE m.tenant_id = {TENANT}))"
     )
     # Sign-up creates a user before anyone is signed in; the row must name itself as the actor.
-    op.execute(f"CREATE POLICY user_insert ON users FOR INSERT WITH CHECK (id = {USER} OR {ADMIN})")
+    op.execute(f"CREATE POLICY user_insert ON users FOR INSERT TO {APP} WITH CHECK (id = {USER})")
     op.execute(
-        f"CREATE POLICY user_update ON users FOR UPDATE USING (id = {USER} OR {ADMIN})"
-        f" WITH CHECK (id = {USER} OR {ADMIN})"
+        f"CREATE POLICY user_update ON users FOR UPDATE TO {APP} USING (id = {USER}) WITH CHECK (id = {USER})"
     )
-    op.execute(f"GRANT SELECT, INSERT, UPDATE ON users TO {APP}")
+    op.execute(f"GRANT SELECT, INSERT, UPDATE ON users TO {APP}, {ADMIN_ROLE}")
 
     op.execute(
-        f"CREATE POLICY own_sessions ON auth_sessions USING (user_id = {USER} OR {ADMIN})"
-        f" WITH CHECK (user_id = {USER} OR {ADMIN})"
+        f"CREATE POLICY own_sessions ON auth_sessions TO {APP} USING (user_id = {USER}) WITH CHECK (user_id = {USER})"
     )
-    op.execute(f"GRANT SELECT, INSERT, UPDATE ON auth_sessions TO {APP}")
+    op.execute(f"GRANT SELECT, INSERT, UPDATE ON auth_sessions TO {APP}, {ADMIN_ROLE}")
     # Throttling counters hold no tenant data; the app only appends and counts.
-    op.execute(f"GRANT SELECT, INSERT ON login_attempts TO {APP}")
-    op.execute(f"GRANT SELECT ON jsonb_schemas TO {APP}")
+    op.execute(f"GRANT SELECT, INSERT ON login_attempts TO {APP}, {ADMIN_ROLE}")
+    op.execute(f"GRANT SELECT ON jsonb_schemas TO {APP}, {ADMIN_ROLE}")
     # `/readyz` compares the database's revision with the code's head.
-    op.execute(f"GRANT SELECT ON alembic_version TO {APP}")
+    op.execute(f"GRANT SELECT ON alembic_version TO {APP}, {ADMIN_ROLE}")
 
     # Append-only history: not even the owner may rewrite it.
     op.execute("""
@@ -217,7 +219,7 @@ def _definer(signature: str, returns: str, body: str, *, language: str = "sql", 
     )
     op.execute(f"ALTER FUNCTION {signature} OWNER TO {DEFINER}")
     op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
-    op.execute(f"GRANT EXECUTE ON FUNCTION {signature} TO {APP}")
+    op.execute(f"GRANT EXECUTE ON FUNCTION {signature} TO {APP}, {ADMIN_ROLE}")
 
 
 def _definer_functions() -> None:
@@ -363,6 +365,7 @@ def downgrade() -> None:
         op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
         op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
     for table in (*tables, "login_attempts", "jsonb_schemas", "alembic_version"):
-        op.execute(f"REVOKE ALL ON {table} FROM {APP}")
+        op.execute(f"REVOKE ALL ON {table} FROM {APP}, {ADMIN_ROLE}")
     op.execute(f"REVOKE ALL ON users, api_keys, tenants, memberships, platform_events FROM {DEFINER}")
-    op.execute(f"REVOKE USAGE ON SCHEMA public FROM {APP}, {DEFINER}")
+    op.execute(f"REVOKE USAGE ON SCHEMA public FROM {APP}, {DEFINER}, {ADMIN_ROLE}")
+    op.execute(f"REVOKE {ADMIN_ROLE} FROM {APP}")

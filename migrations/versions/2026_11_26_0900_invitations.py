@@ -18,7 +18,7 @@ depends_on: str | Sequence[str] | None = None
 APP = "vibethink_app"
 DEFINER = "vibethink_definer"
 TENANT = "(SELECT nullif(current_setting('app.tenant_id', true), '')::uuid)"
-ADMIN = "((SELECT current_setting('app.admin', true)) = 'on')"
+ADMIN_ROLE = "vibethink_admin"
 FIND = "auth_find_invitation(p_token_hash text)"
 
 
@@ -52,10 +52,11 @@ def upgrade() -> None:
     op.execute("ALTER TABLE invitations ENABLE ROW LEVEL SECURITY")
     op.execute("ALTER TABLE invitations FORCE ROW LEVEL SECURITY")
     op.execute(
-        f"CREATE POLICY tenant_isolation ON invitations USING (tenant_id = {TENANT} OR {ADMIN})"
-        f" WITH CHECK (tenant_id = {TENANT} OR {ADMIN})"
+        f"CREATE POLICY tenant_isolation ON invitations TO {APP} USING (tenant_id = {TENANT})"
+        f" WITH CHECK (tenant_id = {TENANT})"
     )
-    op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON invitations TO {APP}")
+    op.execute(f"CREATE POLICY admin_context ON invitations TO {ADMIN_ROLE} USING (true) WITH CHECK (true)")
+    op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON invitations TO {APP}, {ADMIN_ROLE}")
 
     # Accepting an invitation starts with only the token: no tenant or user context exists yet.
     op.execute(f"GRANT SELECT ON invitations TO {DEFINER}")
@@ -68,10 +69,10 @@ def upgrade() -> None:
     )
     op.execute(f"ALTER FUNCTION {FIND} OWNER TO {DEFINER}")
     op.execute(f"REVOKE ALL ON FUNCTION {FIND} FROM PUBLIC")
-    op.execute(f"GRANT EXECUTE ON FUNCTION {FIND} TO {APP}")
+    op.execute(f"GRANT EXECUTE ON FUNCTION {FIND} TO {APP}, {ADMIN_ROLE}")
 
 
 def downgrade() -> None:
     op.execute(f"DROP FUNCTION IF EXISTS {FIND}")
-    op.execute(f"REVOKE ALL ON invitations FROM {APP}, {DEFINER}")
+    op.execute(f"REVOKE ALL ON invitations FROM {APP}, {DEFINER}, {ADMIN_ROLE}")
     op.drop_table("invitations")

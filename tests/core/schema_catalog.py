@@ -253,7 +253,7 @@ class RowBuilder:
         """Inserts a tenant, a user and one row per tenant table, in one admin transaction."""
         world = TenantWorld(uuid.uuid4(), uuid.uuid4())
         async with conn.transaction():
-            await conn.execute("SELECT set_config('app.admin', 'on', true)")
+            await conn.execute("SELECT set_config('role', 'vibethink_admin', true)")
             for table in self.order:
                 world.rows[table] = await self.insert(conn, table, self.values(table, world))
         return world

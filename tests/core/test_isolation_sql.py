@@ -51,10 +51,10 @@ async def rls(
     try:
         await conn.execute(
             "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true),"
-            " set_config('app.admin', $3, true)",
+            " set_config('role', $3, true)",
             str(tenant or ""),
             str(user or ""),
-            "on" if admin else "",
+            "vibethink_admin" if admin else "none",
         )
         yield conn
     except BaseException:
@@ -291,7 +291,7 @@ class TestOwnerCannotRewriteHistory:
     ) -> None:
         a, _ = two_tenants
         key = a.key(catalog, table)
-        async with rls(owner_conn, admin=True):
+        async with rls(owner_conn, tenant=a.tenant_id):
             with pytest.raises(asyncpg.InsufficientPrivilegeError, match=APPEND_ONLY):
                 await owner_conn.execute(
                     f"UPDATE {table} SET tenant_id = tenant_id WHERE {where_key(catalog, table, key)}",
@@ -307,7 +307,7 @@ class TestOwnerCannotRewriteHistory:
     ) -> None:
         a, _ = two_tenants
         key = a.key(catalog, table)
-        async with rls(owner_conn, admin=True):
+        async with rls(owner_conn, tenant=a.tenant_id):
             with pytest.raises(asyncpg.InsufficientPrivilegeError, match=APPEND_ONLY):
                 await owner_conn.execute(
                     f"DELETE FROM {table} WHERE {where_key(catalog, table, key)}", *key.values()
@@ -316,7 +316,7 @@ class TestOwnerCannotRewriteHistory:
     async def test_owner_truncate_is_rejected_by_the_trigger(
         self, table: str, owner_conn: asyncpg.Connection, two_tenants: tuple[TenantWorld, TenantWorld]
     ) -> None:
-        async with rls(owner_conn, admin=True):
+        async with rls(owner_conn):
             with pytest.raises(asyncpg.InsufficientPrivilegeError, match=APPEND_ONLY):
                 await owner_conn.execute(f"TRUNCATE {table} CASCADE")
 

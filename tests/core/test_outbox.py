@@ -108,7 +108,6 @@ async def deliveries(db: Database, event_ids: list[uuid.UUID]) -> list[tuple[uui
 async def make_due(owner: asyncpg.Connection, event_id: uuid.UUID) -> None:
     """Skips the backoff wait: the event becomes due now."""
     async with owner.transaction():
-        await owner.execute("SELECT set_config('app.admin', 'on', true)")
         await owner.execute("UPDATE platform_events SET next_attempt_at = now() WHERE id = $1", event_id)
 
 
@@ -289,7 +288,6 @@ async def set_lease(
 ) -> None:
     """Makes the event look claimed by a worker whose lease ends `seconds_left` from now."""
     async with owner.transaction():
-        await owner.execute("SELECT set_config('app.admin', 'on', true)")
         await owner.execute(
             "UPDATE platform_events SET status = 'PROCESSING', locked_by = 'crashed-worker', attempts = $2,"
             " locked_until = now() + make_interval(secs => $3) WHERE id = $1",

@@ -37,7 +37,8 @@ CROSS_TENANT_LINKS = frozenset({("brand_campaigns", "brand_tenant_id")})
 
 SETTING = re.compile(r"current_setting\('app\.(\w+)'::text(, true)?\)")
 WRAPPED_SETTING = re.compile(r"SELECT (?:\(?NULLIF\()?current_setting\('app\.\w+'::text, true\)")
-CONTEXT_SETTINGS = frozenset({"tenant_id", "user_id", "admin"})
+CONTEXT_SETTINGS = frozenset({"tenant_id", "user_id"})
+ADMIN_ROLE = "vibethink_admin"
 
 
 @pytest.fixture
@@ -114,6 +115,8 @@ class TestPoliciesFollowTheSessionSettings:
         return await conn.fetch(
             """
             SELECT c.relname, p.polname, p.polcmd::text AS cmd,
+                   ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r) END
+                           FROM unnest(p.polroles) r) AS roles,
                    pg_get_expr(p.polqual, p.polrelid) AS using_expr,
                    pg_get_expr(p.polwithcheck, p.polrelid) AS check_expr
               FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
@@ -131,11 +134,44 @@ class TestPoliciesFollowTheSessionSettings:
         }
         assert [t for t in tables if t not in reading] == []
 
-    async def test_every_policy_expression_depends_on_the_context_settings(
+    async def test_every_policy_names_its_role_and_none_applies_to_public(
+        self, owner_conn: asyncpg.Connection
+    ) -> None:
+        roles = {tuple(p["roles"]) for p in await self._policies(owner_conn)}
+        assert roles <= {(APP_ROLE,), (ADMIN_ROLE,)}
+
+    async def test_only_the_admin_role_has_unconditional_policies(
+        self, owner_conn: asyncpg.Connection
+    ) -> None:
+        for policy in await self._policies(owner_conn):
+            if ADMIN_ROLE in policy["roles"]:
+                assert (policy["using_expr"], policy["check_expr"]) == ("true", "true"), policy
+
+    async def test_the_app_role_enters_the_admin_role_only_by_switching_to_it(
+        self, owner_conn: asyncpg.Connection
+    ) -> None:
+        # INHERIT FALSE: the admin policies apply only after `SET LOCAL ROLE`, never by membership.
+        grant = await owner_conn.fetchrow(
+            "SELECT inherit_option, set_option FROM pg_auth_members"
+            " WHERE roleid = $1::regrole AND member = $2::regrole",
+            ADMIN_ROLE,
+            APP_ROLE,
+        )
+        assert grant is not None
+        assert dict(grant) == {"inherit_option": False, "set_option": True}
+        admin = await owner_conn.fetchrow(
+            "SELECT rolcanlogin, rolbypassrls, rolsuper FROM pg_roles WHERE rolname = $1", ADMIN_ROLE
+        )
+        assert admin is not None
+        assert not any(dict(admin).values())
+
+    async def test_every_app_policy_expression_depends_on_the_context_settings(
         self, owner_conn: asyncpg.Connection
     ) -> None:
         offenders = []
         for policy in await self._policies(owner_conn):
+            if APP_ROLE not in policy["roles"]:
+                continue
             for expr in (policy["using_expr"], policy["check_expr"]):
                 if expr is None:
                     continue

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 APP_ROLE_DEFAULT = "vibethink_app"
 DEFINER_ROLE = "vibethink_definer"
+ADMIN_ROLE = "vibethink_admin"
 
 
 def to_async_url(url: str | URL) -> URL:
@@ -161,13 +162,15 @@ class RlsContext:
             "tenant": str(self.tenant_id) if self.tenant_id else "",
             "user": str(self.user_id) if self.user_id else "",
             "role": self.role or "",
-            "admin": "on" if self.is_admin else "",
+            "db_role": ADMIN_ROLE if self.is_admin else "none",
         }
 
 
+# The admin context is a transaction-local switch to the admin role (the app role never inherits it);
+# every other transaction explicitly stays the app role, whose policies are tenant-only.
 SET_CONTEXT_SQL = text(
     "SELECT set_config('app.tenant_id', :tenant, true), set_config('app.user_id', :user, true),"
-    " set_config('app.role', :role, true), set_config('app.admin', :admin, true)"
+    " set_config('app.role', :role, true), set_config('role', :db_role, true)"
 )
 
 
@@ -188,7 +191,7 @@ def context_statement(context: RlsContext) -> str:
         f"SELECT set_config('app.tenant_id', {_literal(row['tenant'])}, true),"
         f" set_config('app.user_id', {_literal(row['user'])}, true),"
         f" set_config('app.role', {_literal(row['role'])}, true),"
-        f" set_config('app.admin', {_literal(row['admin'])}, true)"
+        f" set_config('role', {_literal(row['db_role'])}, true)"
     )
 
 

@@ -71,7 +71,9 @@ def list_schemas(
     """List every schema version: which one is active, when it was added and activated."""
 
     async def work(db: Database) -> list[schema_registry.SchemaVersion]:
-        async with schema_registry.admin_session(db.owner_engine) as session:
+        async with schema_registry.admin_session(
+            db.owner_engine, context=schema_registry.OWNER_CONTEXT
+        ) as session:
             return await schema_registry.versions(session, name=name)
 
     found = _run(work)
@@ -109,7 +111,9 @@ def add_schema(
 
     async def work(db: Database) -> schema_registry.SchemaVersion:
         schema = document if builtin is None else schema_registry.builtin_schema(name, builtin)
-        async with schema_registry.admin_session(db.owner_engine) as session:
+        async with schema_registry.admin_session(
+            db.owner_engine, context=schema_registry.OWNER_CONTEXT
+        ) as session:
             return await schema_registry.add(session, name, schema, defaults=defaults_document)
 
     added = _run(work)
@@ -127,7 +131,9 @@ def activate_schema(
     """Make VERSION the active version of NAME: every later write is validated against it."""
 
     async def work(db: Database) -> schema_registry.SchemaVersion:
-        async with schema_registry.admin_session(db.owner_engine) as session:
+        async with schema_registry.admin_session(
+            db.owner_engine, context=schema_registry.OWNER_CONTEXT
+        ) as session:
             return await schema_registry.activate(session, name, version)
 
     activated = _run(work)
@@ -158,8 +164,9 @@ def backfill_schema(
             bar.update(task, completed=done, total=total)
 
         async def work(db: Database) -> schema_registry.BackfillReport:
+            # The app role in the admin context: every tenant's rows, under the same policies as the app.
             return await schema_registry.backfill(
-                db.owner_engine, name, version=version, batch_size=batch_size, progress=report_progress
+                db.engine, name, version=version, batch_size=batch_size, progress=report_progress
             )
 
         report = _run(work)

@@ -33,6 +33,7 @@ TWIN_CONFIG: Final = "twin_config"
 DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 BATCH_SIZE: Final = 500
 ADMIN_CONTEXT: Final = RlsContext(is_admin=True, role="PLATFORM_ADMIN")
+OWNER_CONTEXT: Final = RlsContext(role="PLATFORM_ADMIN")
 PLATFORM_TENANT_SLUG: Final = "vibethink"
 # Serialized size past which a JSONB document is refused: configs are settings, not content.
 MAX_DOCUMENT_BYTES: Final = 256 * 1024
@@ -347,12 +348,18 @@ async def platform_tenant_id(session: AsyncSession) -> uuid.UUID:
 
 
 @asynccontextmanager
-async def admin_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
-    """One transaction in the explicit platform-admin RLS context (the CLI's maintenance commands)."""
+async def admin_session(
+    engine: AsyncEngine, *, context: RlsContext = OWNER_CONTEXT
+) -> AsyncIterator[AsyncSession]:
+    """One transaction in an explicit RLS context (the CLI's maintenance commands).
+
+    The default keeps the connecting role's own privileges (the owner writes jsonb_schemas);
+    `ADMIN_CONTEXT` switches to the admin role, which reaches every tenant's rows under policy.
+    """
     sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
     async with sessions() as session, session.begin():
         # A plain statement, whatever the engine: the owner's connections are not the app's pooled kind.
-        await session.execute(SET_CONTEXT_SQL, ADMIN_CONTEXT.settings_row())
+        await session.execute(SET_CONTEXT_SQL, context.settings_row())
         yield session
 
 
@@ -474,7 +481,7 @@ async def backfill(
         raise InvalidInput(f"Backfill knows how to update '{TWIN_CONFIG}' only.", field="name")
     if not 1 <= batch_size <= 10_000:
         raise InvalidInput("The batch size is between 1 and 10000.", field="batch_size")
-    async with admin_session(engine) as session:
+    async with admin_session(engine, context=ADMIN_CONTEXT) as session:
         chosen = version if version is not None else await active_version(session, name)
         target = await compiled(session, name, chosen)
         total = await session.scalar(select(func.count()).select_from(Celebrity)) or 0
@@ -483,7 +490,7 @@ async def backfill(
         progress(0, total)
     after: tuple[uuid.UUID, uuid.UUID] | None = None
     while True:
-        async with admin_session(engine) as session:
+        async with admin_session(engine, context=ADMIN_CONTEXT) as session:
             after, scanned = await _backfill_batch(
                 session, target, after=after, limit=batch_size, report=report
             )
