@@ -7,6 +7,7 @@ share the transaction's first round trip.
 from __future__ import annotations
 
 import hmac
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -34,6 +35,8 @@ from vibethink.tenancy.models import Role, TenantKind
 from vibethink.tenancy.permissions import ALL_SCOPES, ROLE_PERMISSIONS, Permission
 
 API_KEY_TOUCH_SECONDS = 60.0
+# A tenant named by id or slug; anything else cannot name one (and never reaches SQL).
+TENANT_REF = re.compile(r"[0-9a-f-]{36}|[a-z0-9][a-z0-9-]{1,62}[a-z0-9]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +239,8 @@ async def _admin_principal(
     reason = (request.headers.get("x-admin-reason") or "").strip()
     if not reason:
         raise PermissionDenied("Acting in another tenant needs an X-Admin-Reason header.")
+    if not TENANT_REF.fullmatch(wanted):
+        raise NotFound("No such tenant.")
     await apply_context(session, RlsContext(user_id=user_id, role=Role.PLATFORM_ADMIN.value, is_admin=True))
     row = (
         await session.execute(
