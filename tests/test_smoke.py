@@ -16,3 +16,18 @@ async def test_metrics_expose_outbox_lag(client):
     assert response.status_code == 200
     assert "vibethink_outbox_lag_seconds" in response.text
     assert 'vibethink_http_requests_total{method="GET",route="/healthz",status="200"}' in response.text
+
+
+async def test_a_body_that_is_not_json_gets_a_clear_error(client):
+    response = await client.post(
+        "/api/v1/auth/login", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_json"
+    assert "not valid JSON" in response.json()["error"]["message"]
+
+
+async def test_an_unknown_path_is_a_404_in_the_error_format(client):
+    response = await client.get("/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert response.json() == {"error": {"code": "not_found", "message": "Not Found"}}

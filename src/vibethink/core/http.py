@@ -75,6 +75,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
+        if errors and errors[0].get("type") == "json_invalid":
+            detail = errors[0].get("ctx", {}).get("error", "")
+            message = "The request body is not valid JSON" + (f" ({detail})." if detail else ".")
+            return error_response(request, 422, {"error": {"code": "invalid_json", "message": message}})
         first = errors[0] if errors else {"loc": (), "msg": "Invalid input."}
         field = _field(first.get("loc", ()))
         message = f"{field}: {first.get('msg', 'invalid')}" if field else str(first.get("msg"))
