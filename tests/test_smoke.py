@@ -31,3 +31,15 @@ async def test_an_unknown_path_is_a_404_in_the_error_format(client):
     response = await client.get("/api/v1/no-such-thing")
     assert response.status_code == 404
     assert response.json() == {"error": {"code": "not_found", "message": "Not Found"}}
+
+
+async def test_the_api_documentation_is_served_without_any_cdn(client):
+    page = await client.get("/docs")
+    assert page.status_code == 200
+    assert "/docs-assets/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower()
+    script = await client.get("/docs-assets/swagger-ui-bundle.js")
+    assert script.status_code == 200
+    assert len(script.content) > 100_000
+    spec = await client.get("/openapi.json")
+    assert "/api/v1/celebrities" in spec.json()["paths"]

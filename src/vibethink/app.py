@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -23,6 +25,34 @@ from vibethink.tenancy import routes as tenancy_routes
 from vibethink.web import pages as web_pages
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
+
+
+def install_api_docs(app: FastAPI) -> None:
+    """`/docs` and `/redoc` with their scripts served from an installed package: no CDN, works offline."""
+    import fastapi_offline
+
+    assets = Path(fastapi_offline.__file__).resolve().parent / "static"
+    app.mount("/docs-assets", StaticFiles(directory=str(assets)), name="api-docs")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="VibeThink API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="VibeThink API",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url="/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
@@ -53,6 +83,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         version="0.1.0",
         description="Multi-tenant AI digital twins for talent, brands and fans.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     if db is not None:
@@ -61,6 +93,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     install_error_handlers(app)
     ops.install(app)
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
+    install_api_docs(app)
     app.include_router(tenancy_routes.router, prefix="/api/v1")
     app.include_router(talent_routes.router, prefix="/api/v1")
     app.include_router(tenancy_pages.router)
