@@ -231,7 +231,8 @@ class TenantConnection(asyncpg.Connection):
 
 
 def _forget_context(driver_connection: object) -> None:
-    if isinstance(driver_connection, TenantConnection):
+    # `type(...) is`: asyncpg's metaclass makes isinstance() true for every asyncpg connection.
+    if type(driver_connection) is TenantConnection:
         driver_connection.forget_context()
 
 
@@ -257,7 +258,7 @@ async def apply_context(conn: AsyncSession | AsyncConnection, context: RlsContex
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
     if (
-        isinstance(driver, TenantConnection)
+        type(driver) is TenantConnection
         and connection.in_transaction()
         and not driver.is_in_transaction()
         and not getattr(raw.dbapi_connection, "autocommit", False)

@@ -20,7 +20,6 @@ from typing import Any, Final
 import referencing
 from jsonschema import Draft202012Validator, SchemaError, ValidationError
 from sqlalchemy import func, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -28,13 +27,13 @@ from vibethink.core import audit, outbox
 from vibethink.core.database import SET_CONTEXT_SQL, RlsContext
 from vibethink.core.errors import Conflict, InvalidInput, NotFound, SchemaViolation, ServiceUnavailable
 from vibethink.talent.models import Celebrity, JsonbSchema
+from vibethink.tenancy import service as tenancy_service
 
 TWIN_CONFIG: Final = "twin_config"
 DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 BATCH_SIZE: Final = 500
 ADMIN_CONTEXT: Final = RlsContext(is_admin=True, role="PLATFORM_ADMIN")
 OWNER_CONTEXT: Final = RlsContext(role="PLATFORM_ADMIN")
-PLATFORM_TENANT_SLUG: Final = "vibethink"
 # Serialized size past which a JSONB document is refused: configs are settings, not content.
 MAX_DOCUMENT_BYTES: Final = 256 * 1024
 # Deeper documents are not settings; they would also overflow recursive serializers.
@@ -322,31 +321,6 @@ async def versions(session: AsyncSession, *, name: str | None = None) -> list[Sc
     ]
 
 
-async def platform_tenant_id(session: AsyncSession) -> uuid.UUID:
-    """The platform's own tenant, which owns global events such as schema changes (created if absent)."""
-    from vibethink.tenancy.models import Tenant, TenantKind, TenantTier
-
-    query = select(Tenant.id).where(Tenant.kind == TenantKind.PLATFORM).order_by(Tenant.created_at).limit(1)
-    found = await session.scalar(query)
-    if found is not None:
-        return found
-    await session.execute(
-        insert(Tenant)
-        .values(
-            id=uuid.uuid4(),
-            kind=TenantKind.PLATFORM,
-            slug=PLATFORM_TENANT_SLUG,
-            name="VibeThink",
-            tier=TenantTier.ENTERPRISE,
-        )
-        .on_conflict_do_nothing(index_elements=[Tenant.slug])
-    )
-    created = await session.scalar(query)
-    if created is None:
-        raise Conflict(f"The slug '{PLATFORM_TENANT_SLUG}' belongs to a tenant that is not the platform.")
-    return created
-
-
 @asynccontextmanager
 async def admin_session(
     engine: AsyncEngine, *, context: RlsContext = OWNER_CONTEXT
@@ -428,7 +402,7 @@ async def activate(session: AsyncSession, name: str, version: int, *, actor: str
             .where(JsonbSchema.schema_name == name, JsonbSchema.version == version)
             .values(is_active=True, activated_at=func.now())
         )
-        tenant_id = await platform_tenant_id(session)
+        tenant_id = await tenancy_service.platform_tenant_id(session)
         change = {"schema": name, "from_version": previous, "to_version": version}
         await outbox.emit(
             session,

@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +29,7 @@ from vibethink.core import audit, outbox
 from vibethink.core.database import RlsContext, apply_context
 from vibethink.core.errors import (
     AlreadyExists,
+    Conflict,
     InvalidCredentials,
     InvalidInput,
     InvalidInvitation,
@@ -65,6 +67,8 @@ from vibethink.tenancy.permissions import ALL_SCOPES, GRANTABLE_ROLES
 
 T = TypeVar("T")
 
+# The platform's own tenant (global events such as schema changes belong to it).
+PLATFORM_TENANT_SLUG = "vibethink"
 MIN_PASSWORD_LENGTH = 12
 # argon2 cost grows with input; a cap keeps a huge "password" from becoming a CPU attack.
 MAX_PASSWORD_LENGTH = 1024
@@ -1067,3 +1071,26 @@ async def revoke_api_key(session: AsyncSession, actor: Actor, api_key_id: uuid.U
     payload = {"name": key.name}
     await _announce(session, actor, "API_KEY_REVOKED", subject=("api_key", key.id), payload=payload)
     return _key_view(key)
+
+
+async def platform_tenant_id(session: AsyncSession) -> uuid.UUID:
+    """The platform's own tenant, which owns global events such as schema changes (created if absent)."""
+    query = select(Tenant.id).where(Tenant.kind == TenantKind.PLATFORM).order_by(Tenant.created_at).limit(1)
+    found = await session.scalar(query)
+    if found is not None:
+        return found
+    await session.execute(
+        insert(Tenant)
+        .values(
+            id=uuid.uuid4(),
+            kind=TenantKind.PLATFORM,
+            slug=PLATFORM_TENANT_SLUG,
+            name="VibeThink",
+            tier=TenantTier.ENTERPRISE,
+        )
+        .on_conflict_do_nothing(index_elements=[Tenant.slug])
+    )
+    created = await session.scalar(query)
+    if created is None:
+        raise Conflict(f"The slug '{PLATFORM_TENANT_SLUG}' belongs to a tenant that is not the platform.")
+    return created
