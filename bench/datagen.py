@@ -111,8 +111,7 @@ async def _load_on(conn: asyncpg.Connection, dataset: Dataset) -> None:
         "REVOKE ALL ON bench_meta, bench_api_keys FROM PUBLIC"
     )
     async with conn.transaction():
-        # The owner is a superuser on the embedded server; elsewhere the admin context lets it write.
-        await conn.execute("SELECT set_config('role', 'vibethink_admin', true)")
+        # The owner (a superuser on the embedded server) loads directly: RLS does not filter it.
         await conn.execute("SET LOCAL synchronous_commit = off")
         await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
         # Secondary indexes are rebuilt once after the load: far faster than a million GIN inserts.

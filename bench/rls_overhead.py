@@ -36,13 +36,14 @@ BY_ID = (
     f"SELECT {COLUMNS} FROM celebrities WHERE tenant_id = md5('t' || :t)::uuid AND id = md5('c' || :n)::uuid;"
 )
 LIST_PAGE = (
-    f"SELECT {COLUMNS} FROM celebrities WHERE tenant_id = md5('t' || :t)::uuid AND status <> 'ARCHIVED'"
+    f"SELECT {COLUMNS} FROM celebrities WHERE tenant_id = md5('t' || :t)::uuid"
+    " AND status IN ('ACTIVE', 'INACTIVE', 'PENDING_SETUP', 'SUSPENDED')"
     " ORDER BY created_at DESC, id DESC LIMIT 51;"
 )
 CONTEXT = (
+    # What the app sends with BEGIN for an API-key request: the tenant and the caller's role.
     "SELECT set_config('app.tenant_id', md5('t' || :t)::uuid::text, true),"
-    " set_config('app.user_id', '', true), set_config('app.role', 'API_KEY', true),"
-    " set_config('role', 'none', true);"
+    " set_config('app.role', 'API_KEY', true);"
 )
 WORKLOADS = {"by id": BY_ID, "list page of 50": LIST_PAGE}
 

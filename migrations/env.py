@@ -44,7 +44,9 @@ async def _run_async(url: str) -> None:
 
 
 def run() -> None:
-    url = config.attributes.get("owner_url") or owner_url(get_settings()).render_as_string(hide_password=False)
+    url = config.attributes.get("owner_url") or owner_url(get_settings()).render_as_string(
+        hide_password=False
+    )
     connection = config.attributes.get("connection")
     if connection is not None:
         _configure(connection)

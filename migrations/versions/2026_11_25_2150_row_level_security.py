@@ -211,7 +211,9 @@ def upgrade() -> None:
     )
 
 
-def _definer(signature: str, returns: str, body: str, *, language: str = "sql", volatility: str = "STABLE") -> None:
+def _definer(
+    signature: str, returns: str, body: str, *, language: str = "sql", volatility: str = "STABLE"
+) -> None:
     """A SECURITY DEFINER function owned by the BYPASSRLS definer role, callable only by the app role."""
     op.execute(
         f"CREATE FUNCTION {signature} RETURNS {returns} LANGUAGE {language} {volatility} SECURITY DEFINER"
@@ -323,7 +325,9 @@ def _message_partitions() -> None:
           RETURN created;
         END $$
     """)
-    op.execute("SELECT ensure_message_partitions((date_trunc('month', now()) - interval '1 month')::date, 14)")
+    op.execute(
+        "SELECT ensure_message_partitions((date_trunc('month', now()) - interval '1 month')::date, 14)"
+    )
 
 
 def downgrade() -> None:

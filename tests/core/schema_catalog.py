@@ -26,7 +26,9 @@ GLOBAL_TABLES = frozenset({"login_attempts", "jsonb_schemas", "alembic_version"}
 # Platform-level tables without a tenant_id column, isolated by their own policies.
 PLATFORM_TABLES = frozenset({"tenants", "users", "auth_sessions"})
 # History no role may rewrite: the app role only appends.
-APPEND_ONLY_TABLES = frozenset({"audit_log", "revenue_transactions", "platform_events", "event_deliveries"})
+APPEND_ONLY_TABLES = frozenset(
+    {"audit_log", "revenue_transactions", "platform_events", "event_deliveries", "interaction_events"}
+)
 # ... and not even the owner: a trigger rejects UPDATE, DELETE and TRUNCATE.
 IMMUTABLE_TABLES = frozenset({"audit_log", "revenue_transactions"})
 
@@ -175,6 +177,7 @@ ROW_OVERRIDES: dict[str, dict[str, str]] = {
     "tenants": {"kind": "TALENT"},
     "memberships": {"role": "TALENT_OWNER"},
     "platform_events": {"status": "DONE"},
+    "knowledge_chunks": {"tsv": "'seeded':1"},
     "revenue_transactions": {
         "currency": "USD",
         "gross_cents": "1000",

@@ -31,6 +31,9 @@ from vibethink.core.database import Database, RlsContext
 from vibethink.core.settings import Settings
 
 MUTABLE_TENANT_TABLES = [t for t in MODEL_TENANT_TABLES if t not in APPEND_ONLY_TABLES]
+# Records that may change status but are never deleted (moderation history).
+UNDELETABLE_TABLES = frozenset({"moderation_flags"})
+DELETABLE_TENANT_TABLES = [t for t in MUTABLE_TENANT_TABLES if t not in UNDELETABLE_TABLES]
 RLS_VIOLATION = re.compile("violates row-level security policy")
 PERMISSION_DENIED = re.compile("permission denied for table")
 APPEND_ONLY = re.compile("is append-only")
@@ -182,24 +185,6 @@ class TestTenantCannotChangeAnotherTenantsRows:
                 *own.values(),
             )
             assert status == "UPDATE 1"  # the control: the same statement on its own row works
-
-    async def test_delete_of_another_tenants_row_affects_no_rows(
-        self,
-        table: str,
-        app_connect: Connect,
-        catalog: dict[str, Table],
-        two_tenants: tuple[TenantWorld, TenantWorld],
-    ) -> None:
-        a, b = two_tenants
-        key = b.key(catalog, table)
-        conn = await app_connect()
-        async with rls(conn, tenant=a.tenant_id):
-            status = await conn.execute(
-                f"DELETE FROM {table} WHERE {where_key(catalog, table, key)}", *key.values()
-            )
-            assert status == "DELETE 0"
-        async with rls(conn, admin=True):
-            assert await count_rows(conn, catalog, table, b) == 1
 
     async def test_its_own_row_cannot_be_moved_to_another_tenant(
         self,
@@ -548,3 +533,43 @@ class TestPoolOfOneNeverLeaksATenant:
 
 class _RollBack(Exception):
     pass
+
+
+@pytest.mark.parametrize("table", DELETABLE_TENANT_TABLES)
+class TestTenantCannotDeleteAnotherTenantsRows:
+    async def test_delete_of_another_tenants_row_affects_no_rows(
+        self,
+        table: str,
+        app_connect: Connect,
+        catalog: dict[str, Table],
+        two_tenants: tuple[TenantWorld, TenantWorld],
+    ) -> None:
+        a, b = two_tenants
+        key = b.key(catalog, table)
+        conn = await app_connect()
+        async with rls(conn, tenant=a.tenant_id):
+            status = await conn.execute(
+                f"DELETE FROM {table} WHERE {where_key(catalog, table, key)}", *key.values()
+            )
+            assert status == "DELETE 0"
+        async with rls(conn, admin=True):
+            assert await count_rows(conn, catalog, table, b) == 1
+
+
+@pytest.mark.parametrize("table", sorted(UNDELETABLE_TABLES))
+class TestModerationHistoryIsNeverDeleted:
+    async def test_the_app_role_cannot_delete_even_its_own_rows(
+        self,
+        table: str,
+        app_connect: Connect,
+        catalog: dict[str, Table],
+        two_tenants: tuple[TenantWorld, TenantWorld],
+    ) -> None:
+        a, _ = two_tenants
+        key = a.key(catalog, table)
+        conn = await app_connect()
+        async with rls(conn, tenant=a.tenant_id):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute(
+                    f"DELETE FROM {table} WHERE {where_key(catalog, table, key)}", *key.values()
+                )

@@ -184,15 +184,18 @@ def _literal(value: str) -> str:
     return f"'{escaped}'"
 
 
-def context_statement(context: RlsContext) -> str:
-    """SET_CONTEXT_SQL with its values inlined, for the simple-query message that carries BEGIN."""
+def context_statement(context: RlsContext) -> str | None:
+    """The settings to send with BEGIN, values inlined; None when there is nothing to set.
+
+    A transaction starts with every `app.*` setting unset and the login role, so only the values
+    that differ from that are sent: less for the server to parse on the hot path.
+    """
     row = context.settings_row()
-    return (
-        f"SELECT set_config('app.tenant_id', {_literal(row['tenant'])}, true),"
-        f" set_config('app.user_id', {_literal(row['user'])}, true),"
-        f" set_config('app.role', {_literal(row['role'])}, true),"
-        f" set_config('role', {_literal(row['db_role'])}, true)"
-    )
+    names = (("app.tenant_id", "tenant"), ("app.user_id", "user"), ("app.role", "role"))
+    calls = [f"set_config('{name}', {_literal(row[key])}, true)" for name, key in names if row[key]]
+    if context.is_admin:
+        calls.append(f"set_config('role', {_literal(row['db_role'])}, true)")
+    return f"SELECT {', '.join(calls)}" if calls else None
 
 
 class TenantConnection(asyncpg.Connection):
@@ -205,7 +208,7 @@ class TenantConnection(asyncpg.Connection):
 
     _deferred_context: str | None = None
 
-    def defer_context(self, statement: str) -> None:
+    def defer_context(self, statement: str | None) -> None:
         self._deferred_context = statement
 
     def forget_context(self) -> None:

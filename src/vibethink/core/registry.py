@@ -7,6 +7,7 @@ from vibethink.core import models as core_models
 from vibethink.deployments import models as deployment_models
 from vibethink.talent import models as talent_models
 from vibethink.tenancy import models as tenancy_models
+from vibethink.twin import models as twin_models
 
 metadata = core_models.Base.metadata
 
@@ -19,4 +20,5 @@ __all__ = [
     "metadata",
     "talent_models",
     "tenancy_models",
+    "twin_models",
 ]

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 TWIN_CONFIG: Final = schema_registry.TWIN_CONFIG
 DEFAULT_PAGE: Final = 50
 
+LISTED_STATUSES = tuple(s for s in EntityStatus if s is not EntityStatus.ARCHIVED)
 # ARCHIVED is reached only through `archive` and never left; PENDING_SETUP is only a starting point.
 TRANSITIONS: Final[Mapping[EntityStatus, frozenset[EntityStatus]]] = {
     EntityStatus.PENDING_SETUP: frozenset({EntityStatus.ACTIVE, EntityStatus.SUSPENDED}),
@@ -162,7 +163,9 @@ async def page(
     limit = max(1, min(limit, MAX_PAGE))
     query = select(Celebrity).where(Celebrity.tenant_id == principal.tenant_id)
     if status is None:
-        query = query.where(Celebrity.status != EntityStatus.ARCHIVED)
+        # `IN`, not `<>`: under RLS a non-leakproof operator loses its statistics and the planner
+        # abandons the ordered tenant index for a sort of every row (bench/RESULTS.md).
+        query = query.where(Celebrity.status.in_(LISTED_STATUSES))
     else:
         query = query.where(Celebrity.status == status)
     if cursor is not None:
