@@ -43,6 +43,30 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = Field(default=5.0, gt=0)
     outbox_max_attempts: int = 10
 
+    # Model providers. `grounded` needs no model and no network; a twin may choose another in its
+    # twin_config (`model.provider`), and the keys come from here, never from tenant data.
+    model_provider: Literal["grounded", "openai", "anthropic"] = "grounded"
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: str | None = None
+    openai_model: str = "gpt-4o-mini"
+    anthropic_base_url: str = "https://api.anthropic.com"
+    anthropic_api_key: str | None = None
+    anthropic_model: str = "claude-haiku-4-5"
+    provider_timeout_seconds: float = Field(default=30.0, gt=0)
+    provider_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    # Embeddings for vector retrieval: `none` keeps retrieval to full-text search.
+    embedding_provider: Literal["none", "openai", "local"] = "none"
+    embedding_base_url: str = "https://api.openai.com/v1"
+    embedding_api_key: str | None = None
+    embedding_model: str = "text-embedding-3-small"
+
+    # Chat limits (the spec's conversation growth rules).
+    chat_max_messages: int = Field(default=1000, ge=2)
+    chat_warning_ratio: float = Field(default=0.9, gt=0, le=1)
+    chat_history_turns: int = Field(default=12, ge=0)
+    fan_token_max_age_seconds: int = Field(default=60 * 60 * 24 * 30, gt=0)
+
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
         if self.environment == "production" and self.secret_key == DEVELOPMENT_SECRET:
