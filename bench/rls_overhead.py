@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bench.datagen import Dataset, celebrity_id, tenant_id
 from bench.report import median, overhead, percentile, table
@@ -204,9 +205,12 @@ async def _time_wrapper(db: Database, dataset: Dataset, transactions: int) -> st
     def params(n: int) -> dict[str, Any]:
         return {"t": tenant_id(dataset.tenant_of(n)), "id": celebrity_id(n)}
 
+    owner_sessions = async_sessionmaker(db.owner_engine, expire_on_commit=False, autoflush=False)
+
     async def owner_bare(n: int) -> None:
-        async with db.owner_engine.begin() as conn:
-            (await conn.execute(query, params(n))).one()
+        # The same ORM session machinery as the app's path, so only RLS and its context differ.
+        async with owner_sessions() as session, session.begin():
+            (await session.execute(query, params(n))).one()
 
     async def app_own_round_trip(n: int) -> None:
         ctx = RlsContext(tenant_id=tenant_id(dataset.tenant_of(n)), role="API_KEY")
