@@ -16,6 +16,7 @@ from vibethink.core import outbox
 from vibethink.core.database import Database, RlsContext
 from vibethink.core.security import hash_password
 from vibethink.core.settings import Settings
+from vibethink.deployments.models import Deployment, DeploymentStatus, DeploymentType
 from vibethink.talent.models import Celebrity, CelebrityType, Contract, EntityStatus
 from vibethink.tenancy.models import Membership, Role, Tenant, TenantKind, TenantTier, User
 
@@ -246,6 +247,17 @@ async def _celebrity(
             revenue_shares_bp=dict(DEFAULT_SHARES_BP),
             exclusivity_rules={"exclusiveCategories": [], "blockedBrands": []},
             starts_on=date(2026, 1, 1),
+        )
+    )
+    # Every talent starts with its VibeThink portal (vibethink.com/{slug}).
+    session.add(
+        Deployment(
+            tenant_id=tenant_id,
+            celebrity_id=celebrity_id,
+            type=DeploymentType.VIBETHINK_PORTAL,
+            name=f"{talent.name} · VibeThink portal",
+            config={"portalUrl": f"/{talent.slug}"},
+            status=DeploymentStatus.ACTIVE,
         )
     )
     await outbox.emit(
