@@ -14,6 +14,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from vibethink.chat import facade as chat_facade
+from vibethink.chat import routes as chat_routes
 from vibethink.core import ops
 from vibethink.core.database import Database
 from vibethink.core.dispatcher import Dispatcher, default_registry
@@ -96,6 +98,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     install_api_docs(app)
     app.include_router(tenancy_routes.router, prefix="/api/v1")
     app.include_router(talent_routes.router, prefix="/api/v1")
+    app.include_router(chat_routes.router, prefix="/api/v1")
+    app.include_router(chat_routes.moderation_router, prefix="/api/v1")
+    app.include_router(chat_facade.router)
     app.include_router(tenancy_pages.router)
     app.include_router(web_pages.router)
     return app

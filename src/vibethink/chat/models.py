@@ -47,6 +47,8 @@ class Conversation(Base):
         Index("ix_conversations_tenant_celebrity", "tenant_id", "celebrity_id", "updated_at"),
         Index("ix_conversations_tenant_user", "tenant_id", "user_id", "updated_at"),
         Index("ix_conversations_tenant_fan", "tenant_id", "fan_key", "updated_at"),
+        # A signed-in fan names a conversation by id alone (chat_fan_conversation, migration 0006).
+        Index("ix_conversations_id", "id"),
         Index("ix_conversations_context_gin", "context", postgresql_using="gin"),
         Index("ix_conversations_context_brand", text("(context -> 'brandId')"), postgresql_using="gin"),
         Index("ix_conversations_context_campaign", text("(context -> 'campaignId')"), postgresql_using="gin"),

@@ -131,3 +131,33 @@ class ServiceUnavailable(PlatformError):
     status_code = 503
     code = "service_unavailable"
     default_message = "The service is not ready."
+
+
+class ConversationFull(Conflict):
+    code = "conversation_full"
+    default_message = "This conversation has reached its message limit; start a new one."
+
+
+class FanBlocked(PermissionDenied):
+    code = "fan_blocked"
+    default_message = "You can no longer send messages to this twin."
+
+
+class InvalidFanToken(NotAuthenticated):
+    code = "invalid_fan_token"
+    default_message = "The fan token is not valid or has expired; start a new chat session."
+
+
+class ModelUnavailable(ServiceUnavailable):
+    code = "provider_unavailable"
+    default_message = "The twin cannot answer right now; try again in a moment."
+
+
+class TwinUnavailable(NotFound):
+    code = "twin_unavailable"
+    default_message = "This twin is not available here right now."
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+    default_message = "The model does not exist or you do not have access to it."

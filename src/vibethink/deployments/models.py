@@ -41,6 +41,8 @@ class Deployment(Base):
             ["tenant_id", "celebrity_id"], ["celebrities.tenant_id", "celebrities.id"], ondelete="CASCADE"
         ),
         Index("ix_deployments_tenant_celebrity", "tenant_id", "celebrity_id", "type"),
+        # A fan arrives with a deployment id alone (chat_public_deployment, migration 0006).
+        Index("ix_deployments_id", "id"),
         Index("ix_deployments_config_gin", "config", postgresql_using="gin"),
         Index("ix_deployments_config_domain", text("(config -> 'customDomain')"), postgresql_using="gin"),
         Index("ix_deployments_config_brand", text("(config -> 'brandId')"), postgresql_using="gin"),

@@ -16,6 +16,7 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibethink.chat import twins
 from vibethink.core import outbox
 from vibethink.core.errors import AlreadyExists, Conflict, InvalidTransition, NotFound
 from vibethink.core.models import new_id
@@ -75,6 +76,9 @@ async def _emit(
 ) -> None:
     if principal.api_key_id is not None:
         payload = {**payload, "actor_api_key_id": str(principal.api_key_id)}
+    if subject_type == "celebrity":
+        # Chat keeps deployed twins per process; a changed celebrity or twin config is re-read.
+        twins.forget_celebrity(subject_id)
     await outbox.emit(
         session,
         event_type,

@@ -18,6 +18,9 @@ class Permission(enum.StrEnum):
     API_KEYS_WRITE = "api_keys:write"
     TENANT_READ = "tenant:read"
     TENANT_WRITE = "tenant:write"
+    MODERATION_READ = "moderation:read"
+    MODERATION_WRITE = "moderation:write"
+    CHAT_COMPLETIONS = "chat:completions"
 
 
 ALL_SCOPES = frozenset(p.value for p in Permission)
@@ -33,6 +36,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MEMBERS_READ,
             Permission.API_KEYS_READ,
             Permission.TENANT_READ,
+            Permission.MODERATION_READ,
+            Permission.MODERATION_WRITE,
         }
     ),
     Role.BRAND_MANAGER: frozenset(

@@ -1,0 +1,81 @@
+"""Fan identities: signed tokens for anonymous fans, the user id for signed-in ones.
+
+A fan token binds a random fan key to one tenant and one deployment; only its signature is checked,
+so a request that carries one needs no database round trip to know who and where the fan is.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from vibethink.core.errors import InvalidFanToken
+
+TOKEN_PREFIX: Final = "vt_fan_"  # noqa: S105 - a prefix, not a secret
+# Its own salt: a session cookie or CSRF token can never pass as a fan token, nor the reverse.
+SALT: Final = "vibethink.fan-token.v1"
+ANON: Final = "anon:"
+USER: Final = "user:"
+
+
+@dataclass(frozen=True, slots=True)
+class Fan:
+    """Who is chatting: `anon:<random>` from a fan token or `user:<uuid>` from a signed-in session."""
+
+    fan_key: str
+    tenant_id: uuid.UUID | None = None
+    deployment_id: uuid.UUID | None = None
+    user_id: uuid.UUID | None = None
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.fan_key.startswith(ANON)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    fan_key: str
+    expires_at: datetime
+
+
+class FanTokens:
+    def __init__(self, secret_key: str, max_age_seconds: int) -> None:
+        self._serializer = URLSafeTimedSerializer(secret_key, salt=SALT)
+        self.max_age_seconds = max_age_seconds
+
+    def issue(
+        self, *, tenant_id: uuid.UUID, deployment_id: uuid.UUID, fan_key: str | None = None
+    ) -> IssuedToken:
+        key = fan_key or ANON + secrets.token_urlsafe(18)
+        payload = {"f": key, "t": str(tenant_id), "d": str(deployment_id)}
+        token = TOKEN_PREFIX + self._serializer.dumps(payload)
+        expires_at = datetime.now(UTC) + timedelta(seconds=self.max_age_seconds)
+        return IssuedToken(token=token, fan_key=key, expires_at=expires_at)
+
+    def read(self, token: str) -> Fan:
+        if not token.startswith(TOKEN_PREFIX):
+            raise InvalidFanToken()
+        try:
+            payload = self._serializer.loads(token[len(TOKEN_PREFIX) :], max_age=self.max_age_seconds)
+        except SignatureExpired as exc:
+            raise InvalidFanToken("The fan token has expired; start a new chat session.") from exc
+        except BadSignature as exc:
+            raise InvalidFanToken() from exc
+        try:
+            fan_key = str(payload["f"])
+            tenant_id = uuid.UUID(payload["t"])
+            deployment_id = uuid.UUID(payload["d"])
+            user_id = uuid.UUID(fan_key[len(USER) :]) if fan_key.startswith(USER) else None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidFanToken() from exc
+        return Fan(fan_key=fan_key, tenant_id=tenant_id, deployment_id=deployment_id, user_id=user_id)
+
+
+def user_fan(user_id: uuid.UUID) -> Fan:
+    return Fan(fan_key=f"{USER}{user_id}", user_id=user_id)
