@@ -24,6 +24,7 @@ from vibethink.core.settings import Settings, get_settings
 from vibethink.talent import routes as talent_routes
 from vibethink.tenancy import pages as tenancy_pages
 from vibethink.tenancy import routes as tenancy_routes
+from vibethink.twin.knowledge import routes as knowledge_routes
 from vibethink.web import pages as web_pages
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     install_api_docs(app)
     app.include_router(tenancy_routes.router, prefix="/api/v1")
     app.include_router(talent_routes.router, prefix="/api/v1")
+    app.include_router(knowledge_routes.router, prefix="/api/v1")
     app.include_router(chat_routes.router, prefix="/api/v1")
     app.include_router(chat_routes.moderation_router, prefix="/api/v1")
     app.include_router(chat_facade.router)

@@ -75,7 +75,12 @@ class ConsumerRegistry:
 
 def default_registry() -> ConsumerRegistry:
     """Every domain's consumers. Domains add theirs here as they gain them."""
-    return ConsumerRegistry()
+    # Imported here: the consumers import this module for its types.
+    from vibethink.twin.knowledge import tasks as knowledge_tasks
+
+    registry = ConsumerRegistry()
+    knowledge_tasks.register(registry)
+    return registry
 
 
 def backoff_seconds(attempts: int) -> float:

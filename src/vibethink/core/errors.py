@@ -133,6 +133,26 @@ class ServiceUnavailable(PlatformError):
     default_message = "The service is not ready."
 
 
+class UnreadableDocument(InvalidInput):
+    code = "unreadable_document"
+    default_message = "The document could not be read; check that it is not corrupt or encrypted."
+
+
+class EmptyDocument(InvalidInput):
+    code = "empty_document"
+    default_message = "The document has no text to learn from."
+
+
+class DocumentTooLarge(InvalidInput):
+    code = "document_too_large"
+    default_message = "The document is too large."
+
+
+class EmbeddingUnavailable(ServiceUnavailable):
+    code = "embedding_unavailable"
+    default_message = "The embedding provider is not available."
+
+
 class ConversationFull(Conflict):
     code = "conversation_full"
     default_message = "This conversation has reached its message limit; start a new one."

@@ -18,6 +18,8 @@ class Permission(enum.StrEnum):
     API_KEYS_WRITE = "api_keys:write"
     TENANT_READ = "tenant:read"
     TENANT_WRITE = "tenant:write"
+    KNOWLEDGE_READ = "knowledge:read"
+    KNOWLEDGE_WRITE = "knowledge:write"
     MODERATION_READ = "moderation:read"
     MODERATION_WRITE = "moderation:write"
     CHAT_COMPLETIONS = "chat:completions"
@@ -36,6 +38,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MEMBERS_READ,
             Permission.API_KEYS_READ,
             Permission.TENANT_READ,
+            Permission.KNOWLEDGE_READ,
+            Permission.KNOWLEDGE_WRITE,
             Permission.MODERATION_READ,
             Permission.MODERATION_WRITE,
         }

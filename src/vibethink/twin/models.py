@@ -66,6 +66,10 @@ class KnowledgeSource(Base):
     indexed_chunks: Mapped[int] = mapped_column(Integer, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
     indexed_at: Mapped[datetime | None]
+    # The text-search configuration of the twin's language when the source was last indexed.
+    search_config: Mapped[str] = mapped_column(String(32), server_default=text("'simple'"))
+    # Bumped by every replace and re-index, so indexing work for an older version is skipped.
+    generation: Mapped[int] = mapped_column(Integer, server_default="0")
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()
 
