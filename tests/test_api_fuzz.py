@@ -66,7 +66,7 @@ def live_server(test_owner_url: URL, test_settings) -> Iterator[str]:  # type: i
 
 
 class TestNoInputCausesAServerError:
-    async def test_every_operation_survives_generated_input(self, db, live_server, unique):
+    async def test_every_operation_survives_generated_input(self, db, live_server, unique, tmp_path):
         tenant = await make_tenant(db, slug=f"fuzz-{unique}")
         await make_celebrity(db, tenant, slug=f"fuzz-star-{unique}")
         key = await make_api_key(db, tenant)
@@ -93,6 +93,7 @@ class TestNoInputCausesAServerError:
             ],
             capture_output=True,
             text=True,
+            cwd=tmp_path,  # the fuzzer keeps its example database in the working directory
             timeout=600,
             check=False,
         )
