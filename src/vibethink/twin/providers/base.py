@@ -2,19 +2,52 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from vibethink.twin.context import ConversationContext
 from vibethink.twin.knowledge import Passage
 from vibethink.twin.profile import PersonalityProfile
+
+_CITATION_MARK = re.compile(r"\[(\d{1,3})\]")
 
 
 @dataclass(slots=True)
 class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """`[number]` in the reply points at this passage's source."""
+
+    number: int
+    title: str
+    url: str | None
+    source_id: str
+    chunk_id: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "title": self.title,
+            "url": self.url,
+            "sourceId": self.source_id,
+            "chunkId": self.chunk_id,
+        }
+
+
+def citation_for(number: int, passage: Passage) -> Citation:
+    return Citation(number, passage.title, passage.url, str(passage.source_id), str(passage.chunk_id))
+
+
+def cited(text: str, passages: Sequence[Passage]) -> list[Citation]:
+    """The passages a model's reply cites as `[n]`, numbered as the prompt numbered them (1-based)."""
+    numbers = sorted({int(m) for m in _CITATION_MARK.findall(text) if 1 <= int(m) <= len(passages)})
+    return [citation_for(n, passages[n - 1]) for n in numbers]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +69,7 @@ class Generation:
     usage: Usage = field(default_factory=Usage)
     model: str = ""
     finish_reason: str | None = None
+    citations: list[Citation] = field(default_factory=list)
 
 
 class ProviderUnavailable(Exception):
