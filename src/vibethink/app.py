@@ -24,6 +24,7 @@ from vibethink.core.settings import Settings, get_settings
 from vibethink.talent import routes as talent_routes
 from vibethink.tenancy import pages as tenancy_pages
 from vibethink.tenancy import routes as tenancy_routes
+from vibethink.twin import routes as twin_routes
 from vibethink.twin.knowledge import routes as knowledge_routes
 from vibethink.web import pages as web_pages
 
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     install_api_docs(app)
     app.include_router(tenancy_routes.router, prefix="/api/v1")
     app.include_router(talent_routes.router, prefix="/api/v1")
+    app.include_router(twin_routes.router, prefix="/api/v1")
     app.include_router(knowledge_routes.router, prefix="/api/v1")
     app.include_router(chat_routes.router, prefix="/api/v1")
     app.include_router(chat_routes.moderation_router, prefix="/api/v1")
