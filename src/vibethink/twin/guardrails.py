@@ -109,9 +109,12 @@ _SPACED_SEPARATORS = str.maketrans("", "", " .-_*+/:,")
 _LEET_RE = re.compile(r"(?<![a-z0-9@$])(?=[a-z0-9@$]*[a-z])(?=[a-z0-9@$]*[013457@$])[a-z0-9@$]+")
 _LEET_ANY_RE = re.compile(r"[013457@$]")
 _INNER_BANG_RE = re.compile(r"(?<=[a-z])[!|](?=[a-z])")
+_ASCII_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
+_COMBINING_RE = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
 _REPEATED_LETTER_RE = re.compile(r"([a-z])\1{2,}")
 _REPEATED_MARK_RE = re.compile(r"([^\w\s])\1+")
-_SPACE_RE = re.compile(r"\s+")
+# Runs of whitespace other than a single space; a single space is already what normalising makes.
+_SPACE_RE = re.compile(r"\s{2,}|[^\S ]")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -124,6 +127,11 @@ def _fold(char: str) -> str:
     decomposed = unicodedata.normalize("NFKD", char)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
     return "".join(_HOMOGLYPHS.get(c, c) for c in stripped)
+
+
+def _has_run_of_three(text: str) -> bool:
+    # Substring tests run in C; the back-referencing regex would visit every position in Python's engine.
+    return any(c * 3 in text for c in _ASCII_LETTERS.intersection(text))
 
 
 def _lower(text: str) -> str:
@@ -151,7 +159,10 @@ def normalise(text: str, *, join_spaced: bool = True) -> str:
     must not see a neighbouring one-letter word ("y", "a") glued on.
     """
     if not text.isascii():
-        text = _NON_ASCII_RE.sub(_fold_match, text)
+        # Whole-string NFKD and mark removal run in C; what is left over is folded a character at a time.
+        text = _COMBINING_RE.sub("", unicodedata.normalize("NFKD", text))
+        if not text.isascii():
+            text = _NON_ASCII_RE.sub(_fold_match, text)
     text = _lower(text)
     if join_spaced:
         text = _SPACED_RE.sub(_spaced_match, text)
@@ -159,7 +170,8 @@ def normalise(text: str, *, join_spaced: bool = True) -> str:
         text = _LEET_RE.sub(_leet_match, text)
     if "!" in text or "|" in text:
         text = _INNER_BANG_RE.sub("i", text)
-    text = _REPEATED_LETTER_RE.sub(r"\1", text)
+    if _has_run_of_three(text):
+        text = _REPEATED_LETTER_RE.sub(r"\1", text)
     text = _REPEATED_MARK_RE.sub(r"\1", text)
     return " ".join(text.split())
 
@@ -242,7 +254,8 @@ def normalise_mapped(text: str, *, join_spaced: bool = True) -> NormalisedText:
         text, origin = _mapped_sub(_LEET_RE, text, origin, _MAPPED_LEET)
     if "!" in text or "|" in text:
         text, origin = _mapped_sub(_INNER_BANG_RE, text, origin, _MAPPED_BANG)
-    text, origin = _mapped_sub(_REPEATED_LETTER_RE, text, origin, _mapped_first)
+    if _has_run_of_three(text):
+        text, origin = _mapped_sub(_REPEATED_LETTER_RE, text, origin, _mapped_first)
     text, origin = _mapped_sub(_REPEATED_MARK_RE, text, origin, _mapped_first)
     text, origin = _mapped_sub(_SPACE_RE, text, origin, _mapped_space)
     start = len(text) - len(text.lstrip())
@@ -250,15 +263,12 @@ def normalise_mapped(text: str, *, join_spaced: bool = True) -> NormalisedText:
     return NormalisedText(text[start:end], tuple(origin[start:end]))
 
 
-_WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_WORD_RE = re.compile(r"[a-z0-9]+")
 
 
 def _words(normalised: str) -> set[str]:
-    found = set(_WORD_RE.findall(normalised))
-    if "'" in normalised:
-        # "pepsi's" is also "pepsi"; "don't" stays whole for the phrases that need it.
-        found.update([w.split("'", 1)[0] for w in found if "'" in w])
-    return found
+    """The distinct words of a normalised text ("pepsi's" gives "pepsi" and "s")."""
+    return set(_WORD_RE.findall(normalised))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -688,8 +698,16 @@ def _competitor_matcher(names: tuple[str, ...]) -> _CompetitorMatcher:
 
 def context_competitors(context: ConversationContext) -> tuple[str, ...]:
     """The names this context must never say: the campaign's list plus those its guidelines name."""
-    names = [*context.competitors, *competitors_from_guidelines(context.guidelines)]
-    own = normalise(context.brand_name) if context.brand_name else None
+    return _context_competitors(tuple(context.competitors), tuple(context.guidelines), context.brand_name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _context_competitors(
+    competitors: tuple[str, ...], guidelines: tuple[str, ...], brand_name: str | None
+) -> tuple[str, ...]:
+    # Guidelines change only when a campaign is edited: parse them once, not on every turn.
+    names = [*competitors, *competitors_from_guidelines(guidelines)]
+    own = normalise(brand_name) if brand_name else None
     seen: dict[str, str] = {}
     for name in names:
         key = normalise(name)
@@ -834,8 +852,10 @@ class OutputGuard:
         self._allowed = rating_level(profile.content_rating)
         self._topics = _topic_matcher(profile.banned_topics)
         self._competitors = _competitor_matcher(context_competitors(context))
-        self._tail = max(_MIN_TAIL, self._competitors.reach)
+        self._tail = max(_MIN_TAIL, self._competitors.reach) if self._competitors.pattern is not None else 0
         self._pending = ""
+        self._sentence_end: int | None = None
+        self._scanned = 0
         self._emitted = 0
         self._sentence_open = False
         self._replaced_sentence = False
@@ -866,22 +886,45 @@ class OutputGuard:
         pending = len(self._pending)
         if self._emitted + pending > self._limit or pending > _MAX_HELD + self._tail:
             return True
-        if pending <= self._tail:
-            return False
-        end = self._pending.rfind(" ", 0, pending - self._tail)
-        return end > 0 and _SENTENCE_END_RE.search(self._pending, 0, end + 1) is not None
+        if self._sentence_end is None:
+            # Only the text that arrived since the last look (and a few marks before it) is scanned.
+            start = max(0, self._scanned - 16)
+            window = self._pending[start:]
+            self._scanned = pending
+            if not any(mark in window for mark in ".!?…\n"):
+                return False
+            match = _SENTENCE_END_RE.search(self._pending, start)
+            self._sentence_end = match.end() if match else None
+        return self._sentence_end is not None and self._sentence_end <= pending - self._tail
 
     def _release(self, *, final: bool) -> str:
-        mapped = normalise_mapped(self._pending, join_spaced=False)
-        spans = self._competitors.spans(mapped.text)
-        cut = len(self._pending) if final else self._cut(mapped, spans)
+        if self._competitors.pattern is None:
+            # No names to catch: no need to know where each normalised character came from.
+            cut = len(self._pending) if final else self._cut_plain()
+            mapped, spans = None, []
+        else:
+            mapped = normalise_mapped(self._pending, join_spaced=False)
+            spans = self._competitors.spans(mapped.text)
+            cut = len(self._pending) if final else self._cut(mapped, spans)
         if cut <= 0:
             return ""
         piece = self._pending[:cut]
         self._pending = self._pending[cut:]
-        piece = self._rewrite_competitors(piece, mapped, spans, cut)
+        self._sentence_end, self._scanned = None, 0
+        if mapped is not None and spans:
+            piece = self._rewrite_competitors(piece, mapped, spans, cut)
         piece = self._check_sentences(piece)
         return self._within_limit(piece)
+
+    def _cut_plain(self) -> int:
+        cut = 0
+        for match in _SENTENCE_END_RE.finditer(self._pending):
+            cut = match.end()
+        over_limit = self._emitted + len(self._pending) > self._limit
+        if cut == 0 and (len(self._pending) > _MAX_HELD or over_limit):
+            # A phrase the rating or topic rules know may span a few words: keep them together.
+            cut = self._pending.rfind(" ", 0, len(self._pending) - _MIN_TAIL)
+        return max(cut, 0)
 
     def _cut(self, mapped: NormalisedText, spans: list[tuple[int, int, str]]) -> int:
         """Where to split the held text: the last sentence end (or, for a long sentence, the last word
@@ -941,6 +984,9 @@ class OutputGuard:
         return "".join(parts)
 
     def _check_sentences(self, piece: str) -> str:
+        if self._sentence_problem(piece) is None:
+            self._sentence_open = bool(piece.strip()) and _CLOSED_RE.search(piece) is None
+            return piece
         out: list[str] = []
         start = 0
         ends = [m.end() for m in _SENTENCE_END_RE.finditer(piece)]

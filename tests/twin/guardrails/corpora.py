@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+import itertools
 
 
 def _b64(text: str) -> str:
@@ -171,3 +172,58 @@ BENIGN_QUESTIONS: tuple[str, ...] = (
     "Can you show me your favourite training drills?",
     "Hola, ¿qué tal? ¡Soy tu fan número uno!",
 )
+
+
+# Model outputs that name a competitor: 10 templates × 20 spellings = 200 per brand context.
+COMPETITOR_TEMPLATES = (
+    "¡Qué golazo! Nada como celebrarlo con una {name} bien fría.",
+    "Honestly, {name} is the best choice after training. Great match today!",
+    "Yo siempre digo que {name} tiene lo mejor. ¿Y tú qué opinas?",
+    "{name} sponsored that final, and the stadium went wild.",
+    "My boots? Definitely {name}'s latest model, light and fast.",
+    "Si me preguntas por {name}, te diría que es genial para el verano.",
+    "In 2014 everyone wore {name}. What a World Cup that was!",
+    "Prefiero {name}, pero lo importante es el fútbol, amigos.",
+    "Between us: {name} > everything. Now, back to the game!",
+    "El anuncio de {name} en la final fue inolvidable.\nSeguimos con el partido.",
+)
+
+LEET = str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5"})
+HOMOGLYPHS = str.maketrans({"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "i": "і"})
+ACCENTS = str.maketrans({"a": "á", "e": "é", "i": "í", "o": "ó", "u": "ü"})
+
+
+def spellings(name: str) -> list[str]:
+    lower = name.lower()
+    return [
+        name,
+        lower,
+        name.upper(),
+        name.title(),
+        lower.translate(ACCENTS),
+        name.upper().translate(str.maketrans({"A": "Á", "E": "É", "U": "Ü"})),
+        lower.translate(LEET),
+        name[0] + lower[1:].translate(LEET),
+        " ".join(name),
+        " ".join(name.upper()),
+        ".".join(name.upper()) + ".",
+        "-".join(lower),
+        "\u200b".join(name),
+        lower.translate(HOMOGLYPHS),
+        "".join(chr(ord(c) + 0xFEE0) for c in name),
+        name[:2] + name[2] * 4 + name[3:],
+        name[: len(name) // 2] + " " + name[len(name) // 2 :],
+        "*".join(lower),
+        name.swapcase(),
+        f"#{name}",
+    ]
+
+
+def generated_outputs(names: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(competitor, model output) pairs: 200 per context."""
+    pairs = [
+        (name, template.format(name=spelled))
+        for template, name in zip(COMPETITOR_TEMPLATES, itertools.cycle(names), strict=False)
+        for spelled in spellings(name)
+    ]
+    return pairs

