@@ -8,10 +8,12 @@ GIN index, and a filtered HNSW scan can come back short for a small tenant.
 from __future__ import annotations
 
 import logging
+import math
 import re
+import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from sqlalchemy import text
@@ -63,14 +65,42 @@ EXACT_SEARCH_BELOW: Final = 2000
 
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
+# A word in more than this share of all chunks does not choose full-text candidates on its own.
+COMMON_WORD_FREQUENCY: Final = 0.05
+COMMON_LEXEMES_TTL_SECONDS: Final = 300.0
+
 TEXT_SEARCH_SQL = text(
-    "SELECT chunk_id, source_id, title, url, content, score"
-    " FROM knowledge_search_text(:celebrity_id, CAST(:config AS regconfig), :query, :k)"
+    "SELECT chunk_id, source_id, title, url, content, score FROM knowledge_search_text("
+    ":celebrity_id, CAST(:config AS regconfig), :query, :k, CAST(:common AS text[]))"
 )
+COMMON_LEXEMES_SQL = text("SELECT knowledge_common_lexemes(CAST(:frequency AS real))")
 VECTOR_SEARCH_SQL = text(
     "SELECT chunk_id, source_id, title, url, content, score"
     " FROM knowledge_search_vector(:celebrity_id, CAST(:embedding AS vector), :k, :exact_below)"
 )
+
+
+@dataclass
+class _CommonLexemes:
+    lexemes: list[str] = field(default_factory=list)
+    fetched_at: float = -math.inf
+
+
+_common = _CommonLexemes()
+
+
+async def common_lexemes(session: AsyncSession) -> list[str]:
+    """The platform's most common lexemes (from ANALYZE), re-read every few minutes per process."""
+    now = time.monotonic()
+    if now - _common.fetched_at > COMMON_LEXEMES_TTL_SECONDS:
+        found = await session.scalar(COMMON_LEXEMES_SQL, {"frequency": COMMON_WORD_FREQUENCY})
+        _common.lexemes, _common.fetched_at = list(found or ()), now
+    return _common.lexemes
+
+
+def forget_common_lexemes() -> None:
+    """Drops the cached list, so the next search reads the statistics again (after ANALYZE)."""
+    _common.fetched_at = -math.inf
 
 
 def search_config(language: str | None) -> str:
@@ -117,12 +147,14 @@ async def text_search(
     session: AsyncSession, *, celebrity_id: uuid.UUID, query: str, language: str | None, k: int
 ) -> list[Passage]:
     """Full-text matches ranked by cover density; chunks holding every query word come first."""
-    rows = (
-        await session.execute(
-            TEXT_SEARCH_SQL,
-            {"celebrity_id": celebrity_id, "config": search_config(language), "query": query, "k": k},
-        )
-    ).all()
+    parameters = {
+        "celebrity_id": celebrity_id,
+        "config": search_config(language),
+        "query": query,
+        "k": k,
+        "common": await common_lexemes(session),
+    }
+    rows = (await session.execute(TEXT_SEARCH_SQL, parameters)).all()
     return _passages(rows)
 
 
