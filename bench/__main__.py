@@ -12,7 +12,7 @@ import sys
 import time
 from types import FrameType
 
-from bench import api_overhead, isolation_traps, rls_overhead
+from bench import api_overhead, chat, isolation_traps, rls_overhead
 from bench.datagen import Dataset, ensure_dataset
 from bench.report import machine, tool_version
 from bench.target import bench_target, pg_binary
@@ -27,7 +27,7 @@ def _stop_on_term(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("suite", nargs="?", default="rls", choices=["rls"], help="the benchmark suite")
+    parser.add_argument("suite", nargs="?", default="rls", choices=["rls", "chat"], help="the benchmark suite")
     parser.add_argument("--quick", action="store_true", help="short runs (one round, a few seconds each)")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {PARTS}")
     parser.add_argument("--tenants", type=int, default=1000)
@@ -43,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds or (1 if args.quick else 3)
     dataset = Dataset(args.tenants, args.rows_per_tenant)
     signal.signal(signal.SIGTERM, _stop_on_term)
+    if args.suite == "chat":
+        print("# Chat turns — the platform over HTTP/SSE beside a bare FastAPI + asyncpg ceiling")
+        print(machine())
+        with chat.chat_target() as target:
+            print(chat.run_chat(target, seconds=args.seconds or (4 if args.quick else 10)))
+        return 0
 
     started = time.perf_counter()
     print(f"# RLS overhead — {dataset.tenants:,} tenants × {dataset.rows_per_tenant:,} celebrities")

@@ -202,3 +202,39 @@ class TestIsolation:
         assert (await client.get(url, headers=outsider.headers)).status_code == 404
         assert (await client.get(url + "/messages", headers=outsider.headers)).status_code == 404
         assert (await outsider.say(conversation_id, "hello")).status_code == 404
+
+
+class TestSignedInFans:
+    async def test_a_signed_in_fan_chats_as_their_user_with_the_cookie_alone(
+        self, db: Database, chat_twin: ChatTwin, app: object, unique: str
+    ) -> None:
+        from tests.factories import make_user
+
+        user = await make_user(db, email=f"fan-{unique}@example.org")
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50003))  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            login = await http.post(
+                "/api/v1/auth/login", json={"email": user.email, "password": user.password}
+            )
+            assert login.status_code == 200, login.text
+            session = await http.post("/api/v1/chat/sessions", json={"deployment_id": str(chat_twin.portal)})
+            assert session.json()["fan_key"] == f"user:{user.id}"
+            created = await http.post(
+                "/api/v1/chat/conversations", json={"deployment_id": str(chat_twin.portal)}
+            )
+            assert created.status_code == 201, created.text
+            conversation_id = created.json()["id"]
+            reply = await http.post(
+                f"/api/v1/chat/conversations/{conversation_id}/messages",
+                json={"content": "Who won the World Cup in 2022?", "stream": False},
+            )
+            assert reply.status_code == 200, reply.text
+            history = await http.get(f"/api/v1/chat/conversations/{conversation_id}/messages")
+            assert len(history.json()["items"]) == 2
+        stranger = await new_fan(
+            httpx.AsyncClient(transport=transport, base_url="http://testserver"), chat_twin.portal
+        )
+        assert (
+            await stranger.http.get(f"/api/v1/chat/conversations/{conversation_id}", headers=stranger.headers)
+        ).status_code == 404
+        await stranger.http.aclose()

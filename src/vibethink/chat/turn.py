@@ -318,6 +318,13 @@ class Turn:
     def failed(self) -> bool:
         return self._streamed.failed
 
+    def _system_prompt(self) -> str:
+        # The grounded provider composes from the passages itself and never reads a system prompt.
+        if self.provider.name == "grounded":
+            return ""
+        prepared = self.prepared
+        return prompt.build_system_prompt(prepared.profile, prepared.context, prepared.passages)
+
     async def deltas(self) -> AsyncIterator[str]:
         """The reply as the fan may see it: the refusal for blocked input, else the guarded stream."""
         prepared, streamed = self.prepared, self._streamed
@@ -332,7 +339,7 @@ class Turn:
             context=prepared.context,
             fan_message=prepared.content,
             passages=prepared.passages,
-            system_prompt=prompt.build_system_prompt(prepared.profile, prepared.context, prepared.passages),
+            system_prompt=self._system_prompt(),
             is_first_turn=prepared.message_count == 0,
         )
         generation = Generation()

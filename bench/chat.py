@@ -1,0 +1,395 @@
+"""Chat turn benchmark: the platform's full turn over HTTP/SSE beside a bare FastAPI + asyncpg ceiling.
+
+Both servers run as their own uvicorn process (one worker, no access log) on the bench database; the
+model is the zero-latency OpenAI-compatible fake (`tests/twin/fakes.py --burst`, its own process), so
+a turn's latency is the platform's overhead plus one local HTTP round trip to the model. The ceiling
+does, in one transaction, the same writes as a turn: fan message, twin message, counter, event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from bench.api_overhead import _free_port, _stop
+from bench.report import percentile, table
+from bench.target import BenchTarget
+
+CONCURRENCIES = (8, 50, 200)
+PROMPTS = ("Who won the World Cup in 2022?", "Tell me about Pelé in 1970", "What boots did Messi wear?")
+KNOWLEDGE = (
+    "Messi won the World Cup in Qatar in 2022 after a final against France decided on penalties. "
+    "Pelé won his third World Cup in Mexico in 1970 with a team many call the best ever. "
+    "Messi wore boots made for him in that final and lifted the trophy in Lusail."
+)
+CHAT_DATABASE = "vibethink_bench_chat"
+REPLY = "What a final! Messi lifted the trophy in Qatar after penalties against France."
+
+
+@dataclass
+class Run:
+    name: str
+    concurrency: int
+    turns: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+    cpu_seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.turns / self.seconds
+
+    def p(self, fraction: float) -> float:
+        return percentile(sorted(self.latencies_ms), fraction)
+
+    @property
+    def cpu_ms_per_turn(self) -> float:
+        return 1000 * self.cpu_seconds / max(1, self.turns)
+
+
+# -- servers -------------------------------------------------------------------------------------
+
+
+def serve_platform(port: int) -> None:
+    """The platform app, as `vibethink serve` runs it but without per-request access logs."""
+    import uvicorn
+
+    from vibethink.app import create_app
+    from vibethink.core.settings import get_settings
+
+    uvicorn.run(
+        create_app(get_settings()), host="127.0.0.1", port=port, log_level="warning", access_log=False
+    )
+
+
+def ceiling_app() -> Any:
+    """Bare FastAPI + asyncpg: one transaction with the turn's writes, RLS context set as the app does."""
+    app = FastAPI()
+    url = os.environ["CEILING_DSN"]
+
+    @app.on_event("startup")
+    async def start() -> None:
+        app.state.pool = await asyncpg.create_pool(url, min_size=10, max_size=20)
+
+    @app.post("/turn/{tenant_id}/{conversation_id}")
+    async def turn(tenant_id: uuid.UUID, conversation_id: uuid.UUID, request: Request) -> JSONResponse:
+        body = await request.json()
+        fan_id, twin_id = uuid.uuid4(), uuid.uuid4()
+        async with app.state.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
+            await conn.execute(
+                "INSERT INTO messages (tenant_id, id, conversation_id, role, content)"
+                " VALUES ($1, $2, $3, 'FAN', $4), ($1, $5, $3, 'TWIN', $6)",
+                tenant_id,
+                fan_id,
+                conversation_id,
+                body["content"],
+                twin_id,
+                REPLY,
+            )
+            await conn.execute(
+                "UPDATE conversations SET message_count = message_count + 2 WHERE tenant_id = $1 AND id = $2",
+                tenant_id,
+                conversation_id,
+            )
+            await conn.execute(
+                "INSERT INTO interaction_events (tenant_id, id, celebrity_id, conversation_id, fan_key,"
+                " fan_tier, outcome, provider, latency_ms) SELECT $1, $2, celebrity_id, id, fan_key, 'FREE',"
+                " 'answered', 'ceiling', 0 FROM conversations WHERE tenant_id = $1 AND id = $3",
+                tenant_id,
+                uuid.uuid4(),
+                conversation_id,
+            )
+        return JSONResponse({"message_id": str(twin_id), "content": REPLY})
+
+    return app
+
+
+def serve_ceiling(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(ceiling_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+@dataclass
+class Process:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.process.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def started(code: str, env: dict[str, str], log_dir: Path, *, ready_path: str) -> Iterator[Process]:
+    port = _free_port()
+    log = log_dir / f"server-{port}.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", code.format(port=port)],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Process(f"http://127.0.0.1:{port}", process, log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{log.read_text()[-2000:]}")
+            try:
+                if httpx.get(server.base_url + ready_path, timeout=1.0).status_code < 500:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server not ready; see {log}")
+            time.sleep(0.2)
+        yield server
+    finally:
+        _stop(process)
+
+
+@contextmanager
+def fake_model() -> Iterator[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.twin.fakes", "--burst"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().decode().strip()
+    finally:
+        _stop(process)
+
+
+# -- data ----------------------------------------------------------------------------------------
+
+
+@contextmanager
+def chat_target() -> Iterator[BenchTarget]:
+    """A database of this suite's own, rebuilt by the migrations on every run (chat writes pile up)."""
+    from vibethink.core import migrations
+    from vibethink.core.database import app_url_for, ensure_database, owner_url, stop_embedded
+    from vibethink.core.settings import Settings
+
+    base = Settings(database_name=CHAT_DATABASE, in_process_dispatcher=False)
+    try:
+        owner = owner_url(base.model_copy(update={"database_name": "postgres"})).set(database=CHAT_DATABASE)
+        ensure_database(owner, recreate=True)
+        migrations.upgrade(owner)
+        yield BenchTarget(settings=base, owner=owner, app=app_url_for(base, owner))
+    finally:
+        stop_embedded()
+
+
+async def make_twin(target: BenchTarget) -> tuple[uuid.UUID, uuid.UUID]:
+    """A talent with an ACTIVE twin on the fake model, a portal deployment and a little knowledge."""
+    from sqlalchemy import text
+
+    from vibethink.core.database import Database, RlsContext
+    from vibethink.deployments import service as deployments
+    from vibethink.deployments.models import DeploymentType
+    from vibethink.tenancy.access import Principal
+    from vibethink.tenancy.models import Role, TenantKind
+    from vibethink.tenancy.permissions import ALL_SCOPES
+    from vibethink.twin.knowledge import service as knowledge
+
+    db = Database(target.settings, owner=target.owner)
+    tenant_id, celebrity_id = uuid.uuid4(), uuid.uuid4()
+    suffix = tenant_id.hex[:10]
+    config = {
+        "voiceCloneId": "voice-bench",
+        "visualAvatarId": "avatar-bench",
+        "personalityProfile": {"tone": "warm", "language": "en", "expertise": ["football"]},
+        "guardrails": {"maxResponseLength": 600, "bannedTopics": ["politics"], "contentRating": "PG"},
+        "model": {"provider": "openai", "model": "fake-gpt"},
+    }
+    try:
+        async with db.transaction(RlsContext(is_admin=True, role="PLATFORM_ADMIN")) as s:
+            await s.execute(
+                text("INSERT INTO tenants (id, kind, slug, name) VALUES (:id, 'TALENT', :s, 'Chat bench')"),
+                {"id": tenant_id, "s": f"chat-bench-{suffix}"},
+            )
+            await s.execute(
+                text(
+                    "INSERT INTO celebrities (tenant_id, id, slug, name, type, status, twin_config,"
+                    " twin_config_version) VALUES (:t, :id, :s, 'Bench Twin', 'ATHLETE', 'ACTIVE',"
+                    " CAST(:c AS jsonb), 1)"
+                ),
+                {"t": tenant_id, "id": celebrity_id, "s": f"chat-bench-{suffix}", "c": json.dumps(config)},
+            )
+        owner = Principal(
+            tenant_id=tenant_id,
+            tenant_kind=TenantKind.TALENT,
+            permissions=ALL_SCOPES,
+            via="session",
+            role=Role.TALENT_OWNER,
+        )
+        async with db.transaction(RlsContext(tenant_id=tenant_id)) as s:
+            deployment = await deployments.create(
+                s, owner, celebrity_id, type=DeploymentType.VIBETHINK_PORTAL, name="portal"
+            )
+            await knowledge.add_source(
+                s, owner, celebrity_id, kind="TEXT", title="Football", content=KNOWLEDGE, inline=True
+            )
+        return tenant_id, deployment.id
+    finally:
+        await db.dispose()
+
+
+# -- load ----------------------------------------------------------------------------------------
+
+
+async def _fans(base_url: str, deployment_id: uuid.UUID, count: int) -> list[tuple[dict[str, str], str]]:
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+        made = []
+        for _ in range(count):
+            token = (
+                await http.post("/api/v1/chat/sessions", json={"deployment_id": str(deployment_id)})
+            ).json()
+            headers = {"X-Fan-Token": token["token"], "Accept": "text/event-stream"}
+            conversation = await http.post(
+                "/api/v1/chat/conversations", json={"deployment_id": str(deployment_id)}, headers=headers
+            )
+            made.append((headers, f"/api/v1/chat/conversations/{conversation.json()['id']}/messages"))
+        return made
+
+
+async def _ceiling_fans(base_url: str, target: BenchTarget, tenant_id: uuid.UUID, count: int) -> list[str]:
+    """Conversations for the ceiling, written directly (it has no API of its own for them)."""
+    conn = await target.connect_owner()
+    try:
+        row = await conn.fetchrow(
+            "SELECT celebrity_id, id FROM deployments WHERE tenant_id = $1 LIMIT 1", tenant_id
+        )
+        ids = [uuid.uuid4() for _ in range(count)]
+        await conn.executemany(
+            "INSERT INTO conversations (tenant_id, id, celebrity_id, deployment_id, fan_key, context)"
+            " VALUES ($1, $2, $3, $4, $5, '{}')",
+            [(tenant_id, i, row["celebrity_id"], row["id"], f"anon:ceiling-{i.hex[:12]}") for i in ids],
+        )
+    finally:
+        await conn.close()
+    return [f"/turn/{tenant_id}/{i}" for i in ids]
+
+
+async def _drive(
+    base_url: str, requests: list[tuple[dict[str, str], str]], *, seconds: float, streaming: bool
+) -> tuple[int, int, float, list[float]]:
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=len(requests), max_keepalive_connections=len(requests))
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as http:
+        deadline = time.perf_counter() + seconds
+
+        async def fan(headers: dict[str, str], path: str, n: int) -> None:
+            nonlocal errors
+            i = n
+            while time.perf_counter() < deadline:
+                body = {"content": PROMPTS[i % len(PROMPTS)], "stream": streaming}
+                i += 1
+                began = time.perf_counter()
+                try:
+                    response = await http.post(path, json=body, headers=headers)
+                    ok = response.status_code == 200 and (not streaming or b"event: done" in response.content)
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append((time.perf_counter() - began) * 1000)
+                errors += not ok
+
+        began = time.perf_counter()
+        await asyncio.gather(*(fan(h, p, n) for n, (h, p) in enumerate(requests)))
+        elapsed = time.perf_counter() - began
+    return len(latencies), errors, elapsed, latencies
+
+
+def _measure(
+    name: str, server: Process, requests: list[tuple[dict[str, str], str]], *, seconds: float, streaming: bool
+) -> Run:
+    asyncio.run(_drive(server.base_url, requests, seconds=min(2.0, seconds), streaming=streaming))  # warm-up
+    cpu_before = server.cpu_seconds()
+    turns, errors, elapsed, latencies = asyncio.run(
+        _drive(server.base_url, requests, seconds=seconds, streaming=streaming)
+    )
+    return Run(name, len(requests), turns, errors, elapsed, latencies, server.cpu_seconds() - cpu_before)
+
+
+def run_chat(target: BenchTarget, *, seconds: float) -> str:
+    tenant_id, deployment_id = asyncio.run(make_twin(target))
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory(prefix="vibethink-bench-chat-") as tmp, fake_model() as model_url:
+        log_dir = Path(tmp)
+        env = {
+            **target.service_env(as_owner=False),
+            "VIBETHINK_OPENAI_BASE_URL": model_url,
+            "VIBETHINK_OPENAI_API_KEY": "sk-bench",
+            "VIBETHINK_CHAT_MAX_MESSAGES": "10000000",
+            "VIBETHINK_POOL_SIZE": "20",
+        }
+        code = "from bench.chat import serve_platform; serve_platform({port})"
+        with started(code, env, log_dir, ready_path="/healthz") as platform:
+            for concurrency in CONCURRENCIES:
+                fans = asyncio.run(_fans(platform.base_url, deployment_id, concurrency))
+                runs.append(_measure("platform turn (SSE)", platform, fans, seconds=seconds, streaming=True))
+                print(f"  platform, {concurrency} fans: {runs[-1].rate:,.0f} turns/s", flush=True)
+        app_url = target.app.set(drivername="postgresql").render_as_string(hide_password=False)
+        ceiling_env = {**os.environ, "CEILING_DSN": app_url}
+        code = "from bench.chat import serve_ceiling; serve_ceiling({port})"
+        with started(code, ceiling_env, log_dir, ready_path="/docs") as ceiling:
+            for concurrency in CONCURRENCIES:
+                paths = asyncio.run(_ceiling_fans(ceiling.base_url, target, tenant_id, concurrency))
+                requests = [({}, p) for p in paths]
+                runs.append(
+                    _measure(
+                        "ceiling (FastAPI + asyncpg)", ceiling, requests, seconds=seconds, streaming=False
+                    )
+                )
+                print(f"  ceiling, {concurrency} fans: {runs[-1].rate:,.0f} turns/s", flush=True)
+    return report(runs)
+
+
+def report(runs: list[Run]) -> str:
+    rows = []
+    by = {(r.name.split(" ")[0], r.concurrency): r for r in runs}
+    for run in runs:
+        ceiling = by.get(("ceiling", run.concurrency))
+        ratio = f"{run.rate / ceiling.rate:.2f}×" if ceiling and run is not ceiling else ""
+        rows.append(
+            [
+                run.name,
+                run.concurrency,
+                f"{run.rate:,.0f}",
+                ratio,
+                f"{run.p(0.5):.1f}",
+                f"{run.p(0.99):.1f}",
+                f"{run.cpu_ms_per_turn:.2f}",
+                run.errors,
+            ]
+        )
+    return table(
+        ["server", "fans", "turns/s", "vs ceiling", "p50 ms", "p99 ms", "server CPU ms/turn", "errors"], rows
+    )
