@@ -1,7 +1,9 @@
-"""`python -m bench [rls] [--quick] [--only db,wrapper,api,traps]`: RLS overhead and the isolation traps.
+"""`python -m bench [all|rls|retrieval] [--quick] [--only db,wrapper,api,traps]`.
 
-A full run (the default, what `make bench` does) takes about 8 minutes on 2 cores once the data exists
-(building 1,000 tenants × 1,000 rows takes about a minute, once); `--quick` takes about 2.
+`rls`: RLS overhead and the isolation traps. A full run takes about 8 minutes on 2 cores once the data
+exists (building 1,000 tenants × 1,000 rows takes about a minute, once); `--quick` takes about 2.
+`retrieval`: knowledge search latency over 100,000 chunks of one twin among 1,000 twins (building the
+data takes a few minutes, once). `all` (the default, what `make bench` does) runs both.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 import time
 from types import FrameType
 
-from bench import api_overhead, chat, isolation_traps, rls_overhead
+from bench import api_overhead, isolation_traps, retrieval, rls_overhead
 from bench.datagen import Dataset, ensure_dataset
 from bench.report import machine, tool_version
 from bench.target import bench_target, pg_binary
@@ -27,7 +29,13 @@ def _stop_on_term(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("suite", nargs="?", default="rls", choices=["rls", "chat"], help="the benchmark suite")
+    parser.add_argument(
+        "suite",
+        nargs="?",
+        default="all",
+        choices=["all", "rls", "retrieval"],
+        help="the benchmark suite",
+    )
     parser.add_argument("--quick", action="store_true", help="short runs (one round, a few seconds each)")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {PARTS}")
     parser.add_argument("--tenants", type=int, default=1000)
@@ -41,16 +49,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown part(s): {', '.join(sorted(unknown))}")
     seconds = args.seconds or (3 if args.quick else 10)
     rounds = args.rounds or (1 if args.quick else 3)
-    dataset = Dataset(args.tenants, args.rows_per_tenant)
     signal.signal(signal.SIGTERM, _stop_on_term)
-    if args.suite == "chat":
-        print("# Chat turns — the platform over HTTP/SSE beside a bare FastAPI + asyncpg ceiling")
-        print(machine())
-        with chat.chat_target() as target:
-            print(chat.run_chat(target, seconds=args.seconds or (4 if args.quick else 10)))
-        return 0
-
     started = time.perf_counter()
+    if args.suite in ("all", "rls"):
+        run_rls(args, parts, seconds=seconds, rounds=rounds)
+    if args.suite in ("all", "retrieval"):
+        print("\n# Retrieval — full-text, vector and hybrid search through search()")
+        print(machine())
+        print(retrieval.run(quick=args.quick))
+    print(f"\ndone in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def run_rls(args: argparse.Namespace, parts: list[str], *, seconds: int, rounds: int) -> None:
+    dataset = Dataset(args.tenants, args.rows_per_tenant)
     print(f"# RLS overhead — {dataset.tenants:,} tenants × {dataset.rows_per_tenant:,} celebrities")
     print(machine())
     print(tool_version(pg_binary("pgbench")))
@@ -86,8 +98,6 @@ def main(argv: list[str] | None = None) -> int:
             print("\n## Known traps: EXPLAIN ANALYZE")
             sections.append(isolation_traps.run(target, dataset))
             print(sections[-1])
-    print(f"\ndone in {time.perf_counter() - started:.0f} s")
-    return 0
 
 
 if __name__ == "__main__":
