@@ -14,7 +14,7 @@ import sys
 import time
 from types import FrameType
 
-from bench import api_overhead, isolation_traps, retrieval, rls_overhead
+from bench import api_overhead, chat, isolation_traps, retrieval, rls_overhead
 from bench.datagen import Dataset, ensure_dataset
 from bench.report import machine, tool_version
 from bench.target import bench_target, pg_binary
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         "suite",
         nargs="?",
         default="all",
-        choices=["all", "rls", "retrieval"],
+        choices=["all", "rls", "retrieval", "chat"],
         help="the benchmark suite",
     )
     parser.add_argument("--quick", action="store_true", help="short runs (one round, a few seconds each)")
@@ -57,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         print("\n# Retrieval — full-text, vector and hybrid search through search()")
         print(machine())
         print(retrieval.run(quick=args.quick))
+    if args.suite in ("all", "chat"):
+        print("\n# Chat turns — the platform over HTTP/SSE beside a bare FastAPI + asyncpg ceiling")
+        print(machine())
+        with chat.chat_target() as target:
+            print(chat.run_chat(target, seconds=args.seconds or (4 if args.quick else 10)))
     print(f"\ndone in {time.perf_counter() - started:.0f} s")
     return 0
 
