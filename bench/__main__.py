@@ -3,7 +3,7 @@
 `rls`: RLS overhead and the isolation traps. A full run takes about 8 minutes on 2 cores once the data
 exists (building 1,000 tenants × 1,000 rows takes about a minute, once); `--quick` takes about 2.
 `retrieval`: knowledge search latency over 100,000 chunks of one twin among 1,000 twins (building the
-data takes a few minutes, once). `all` (the default, what `make bench` does) runs both.
+data takes about 12 minutes, once). `all` (the default, what `make bench` does) runs every suite.
 """
 
 from __future__ import annotations
