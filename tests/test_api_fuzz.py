@@ -99,4 +99,4 @@ class TestNoInputCausesAServerError:
         )
         summary = result.stdout[-6000:]
         assert result.returncode == 0, summary
-        assert "not_a_server_error" in result.stdout
+        assert "generated" in result.stdout  # it really ran cases, not an empty schema

@@ -372,4 +372,5 @@ def downgrade() -> None:
         op.execute(f"REVOKE ALL ON {table} FROM {APP}, {ADMIN_ROLE}")
     op.execute(f"REVOKE ALL ON users, api_keys, tenants, memberships, platform_events FROM {DEFINER}")
     op.execute(f"REVOKE USAGE ON SCHEMA public FROM {APP}, {DEFINER}, {ADMIN_ROLE}")
-    op.execute(f"REVOKE {ADMIN_ROLE} FROM {APP}")
+    # Roles and their memberships are cluster-wide and shared by every database on the server:
+    # they stay, so downgrading one database never breaks another.
