@@ -24,6 +24,7 @@ from vibethink.core.settings import Settings, get_settings
 from vibethink.talent import routes as talent_routes
 from vibethink.tenancy import pages as tenancy_pages
 from vibethink.tenancy import routes as tenancy_routes
+from vibethink.twin import providers as model_providers
 from vibethink.twin import routes as twin_routes
 from vibethink.twin.knowledge import routes as knowledge_routes
 from vibethink.web import pages as web_pages
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
                 dispatcher.stop()
                 with contextlib.suppress(asyncio.CancelledError):
                     await dispatcher_task
+            await model_providers.aclose_all()
             if owns_db:
                 await database.dispose()
 
