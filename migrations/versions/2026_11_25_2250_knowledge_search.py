@@ -91,7 +91,6 @@ def upgrade() -> None:
             v_selective text;
             v_ids uuid[];
             v_big boolean;
-            v_widened boolean := false;
         BEGIN
             IF v_tenant IS NULL OR v_limit = 0 THEN
                 RETURN;
@@ -111,39 +110,50 @@ def upgrade() -> None:
                  WHERE c.tenant_id = v_tenant AND c.celebrity_id = p_celebrity_id
                  LIMIT {BIG_TWIN_CHUNKS} + 1
             ) bounded;
-            LOOP
-                IF v_big AND v_selective IS NOT NULL AND NOT v_widened THEN
-                    -- A big twin and selective words: only the GIN index chooses rows (IS NOT DISTINCT
-                    -- FROM keeps the planner from intersecting with all of the twin's rows).
-                    SELECT array_agg(r.id ORDER BY r.score DESC, r.id) INTO v_ids FROM (
-                        SELECT cand.id, ts_rank_cd(cand.tsv, v_any, 32)
-                                        + CASE WHEN cand.tsv @@ v_every THEN 1 ELSE 0 END AS score
-                          FROM (SELECT c.id, c.tsv FROM knowledge_chunks c
-                                 WHERE c.tenant_id IS NOT DISTINCT FROM v_tenant
-                                   AND c.celebrity_id IS NOT DISTINCT FROM p_celebrity_id
-                                   AND c.tsv @@ v_match
-                                 LIMIT {MAX_CANDIDATES}) cand
-                         ORDER BY score DESC, cand.id
-                         LIMIT v_limit
-                    ) r;
-                ELSE
-                    SELECT array_agg(r.id ORDER BY r.score DESC, r.id) INTO v_ids FROM (
-                        SELECT cand.id, ts_rank_cd(cand.tsv, v_any, 32)
-                                        + CASE WHEN cand.tsv @@ v_every THEN 1 ELSE 0 END AS score
-                          FROM (SELECT c.id, c.tsv FROM knowledge_chunks c
-                                 WHERE c.tenant_id = v_tenant AND c.celebrity_id = p_celebrity_id
-                                   AND c.tsv @@ v_match
-                                 LIMIT {MAX_CANDIDATES}) cand
-                         ORDER BY score DESC, cand.id
-                         LIMIT v_limit
-                    ) r;
-                END IF;
-                -- Too few chunks with a selective word: any word may do (common words then match many
-                -- chunks, which the twin's own index finds cheaply).
-                EXIT WHEN coalesce(cardinality(v_ids), 0) >= v_limit OR v_widened;
-                v_match := v_any;
-                v_widened := true;
-            END LOOP;
+            IF v_big AND v_selective IS NOT NULL THEN
+                -- A big twin and selective words: only the GIN index chooses rows (IS NOT DISTINCT FROM
+                -- keeps the planner from intersecting its bitmap with all of the twin's rows).
+                SELECT array_agg(r.id ORDER BY r.score DESC, r.id) INTO v_ids FROM (
+                    SELECT cand.id, ts_rank_cd(cand.tsv, v_any, 32)
+                                    + CASE WHEN cand.tsv @@ v_every THEN 1 ELSE 0 END AS score
+                      FROM (SELECT c.id, c.tsv FROM knowledge_chunks c
+                             WHERE c.tenant_id IS NOT DISTINCT FROM v_tenant
+                               AND c.celebrity_id IS NOT DISTINCT FROM p_celebrity_id
+                               AND c.tsv @@ v_match
+                             LIMIT {MAX_CANDIDATES}) cand
+                     ORDER BY score DESC, cand.id
+                     LIMIT v_limit
+                ) r;
+            ELSE
+                SELECT array_agg(r.id ORDER BY r.score DESC, r.id) INTO v_ids FROM (
+                    SELECT cand.id, ts_rank_cd(cand.tsv, v_any, 32)
+                                    + CASE WHEN cand.tsv @@ v_every THEN 1 ELSE 0 END AS score
+                      FROM (SELECT c.id, c.tsv FROM knowledge_chunks c
+                             WHERE c.tenant_id = v_tenant AND c.celebrity_id = p_celebrity_id
+                               AND c.tsv @@ v_match
+                             LIMIT {MAX_CANDIDATES}) cand
+                     ORDER BY score DESC, cand.id
+                     LIMIT v_limit
+                ) r;
+            END IF;
+            IF coalesce(cardinality(v_ids), 0) < v_limit AND v_match <> v_any THEN
+                -- Too few chunks hold a selective word: they stay, and any word may fill the rest
+                -- (common words match many chunks, which the twin's own index finds cheaply).
+                SELECT array_agg(r.id ORDER BY r.score DESC, r.id) INTO v_ids FROM (
+                    SELECT c.id, ts_rank_cd(c.tsv, v_any, 32)
+                                 + CASE WHEN c.tsv @@ v_every THEN 1 ELSE 0 END AS score
+                      FROM knowledge_chunks c
+                     WHERE c.tenant_id = v_tenant
+                       AND c.id IN (SELECT unnest(v_ids)
+                                    UNION
+                                    (SELECT w.id FROM knowledge_chunks w
+                                      WHERE w.tenant_id = v_tenant AND w.celebrity_id = p_celebrity_id
+                                        AND w.tsv @@ v_any
+                                      LIMIT {MAX_CANDIDATES}))
+                     ORDER BY score DESC, c.id
+                     LIMIT v_limit
+                ) r;
+            END IF;
             RETURN QUERY
                 SELECT c.id, c.source_id, s.title::text, s.url::text, c.content,
                        (ts_rank_cd(c.tsv, v_any, 32) + CASE WHEN c.tsv @@ v_every THEN 1 ELSE 0 END)::double precision

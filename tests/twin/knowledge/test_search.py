@@ -14,7 +14,14 @@ from tests.twin.knowledge.fake_embeddings import bag_of_words, fake_embeddings_s
 from vibethink.core.database import Database, RlsContext
 from vibethink.twin.knowledge import Passage, service
 from vibethink.twin.knowledge.embeddings import OpenAIEmbedder
-from vibethink.twin.knowledge.search import fuse, search, search_config, vector_search
+from vibethink.twin.knowledge.search import (
+    common_lexemes,
+    forget_common_lexemes,
+    fuse,
+    search,
+    search_config,
+    vector_search,
+)
 
 
 async def add_text(db: Database, twin: Twin, title: str, content: str) -> uuid.UUID:
@@ -224,3 +231,28 @@ class TestHybrid:
                     session, celebrity_id=twin.celebrity_id, query="stadium", language="en", embedder=embedder
                 )
                 assert [p.title for p in fallback] == ["Lexical"]
+
+
+class TestCommonWords:
+    """A word in most chunks does not choose candidates, yet k results still come back."""
+
+    async def test_selective_words_choose_and_common_ones_still_rank(self, db: Database) -> None:
+        big, small = await make_twin(db), await make_twin(db)
+        await seed_chunks(db, big, 6000, word="crossbar", toward=1.0, with_embeddings=False)
+        await add_text(db, big, "Floodlights", "The crossbar shook under the floodlights.")
+        for n in range(6):
+            await add_text(db, small, f"Crossbar {n}", f"Crossbar story number {n}.")
+        await add_text(db, small, "Both", "A crossbar and a floodlight.")
+        async with db.owner_engine.begin() as owner:
+            await owner.execute(text("ANALYZE knowledge_chunks"))
+        forget_common_lexemes()
+        try:
+            async with db.transaction(small.principal.rls()) as session:
+                assert "crossbar" in await common_lexemes(session)
+            for twin, title in ((small, "Both"), (big, "Floodlights")):
+                found = await find(db, twin, "crossbar floodlights", k=5)
+                assert len(found) == 5
+                assert found[0].title == title
+                assert found[0].score > 1 > found[1].score
+        finally:
+            forget_common_lexemes()
