@@ -829,6 +829,7 @@ def _abuse(normalised: str, words: set[str]) -> tuple[Action, str, str] | None:
 # --------------------------------------------------------------------------------------------------
 
 _SENTENCE_END_RE = re.compile(r"(?<![\s.!?…])(?<!\b[A-Za-z])[.!?…]+[\"')\]»”’]*(?=\s)|\n")
+_MARK_RE = re.compile(r"[.!?…\n]")
 _CLOSED_RE = re.compile(r"(?:[.!?…][\"')\]»”’]*|\n)\s*$")
 _MAX_HELD = 160  # a sentence longer than this is released in pieces, word by word
 _MIN_TAIL = 24
@@ -891,17 +892,22 @@ class OutputGuard:
             start = max(0, self._scanned - 16)
             window = self._pending[start:]
             self._scanned = pending
-            if not any(mark in window for mark in ".!?…\n"):
+            if _MARK_RE.search(window) is None:
                 return False
             match = _SENTENCE_END_RE.search(self._pending, start)
             self._sentence_end = match.end() if match else None
         return self._sentence_end is not None and self._sentence_end <= pending - self._tail
 
     def _release(self, *, final: bool) -> str:
+        mapped: NormalisedText | None = None
+        spans: list[tuple[int, int, str]] = []
         if self._competitors.pattern is None:
             # No names to catch: no need to know where each normalised character came from.
             cut = len(self._pending) if final else self._cut_plain()
-            mapped, spans = None, []
+        elif self._competitors.pattern.search(normalise(self._pending, join_spaced=False)) is None:
+            # No name in the held text (the usual case): cut as in a portal, keeping enough text behind
+            # the cut to finish a name whose first letters are there.
+            cut = len(self._pending) if final else self._cut_plain(tail=self._tail)
         else:
             mapped = normalise_mapped(self._pending, join_spaced=False)
             spans = self._competitors.spans(mapped.text)
@@ -916,15 +922,17 @@ class OutputGuard:
         piece = self._check_sentences(piece)
         return self._within_limit(piece)
 
-    def _cut_plain(self) -> int:
-        cut = 0
-        for match in _SENTENCE_END_RE.finditer(self._pending):
-            cut = match.end()
+    def _cut_plain(self, *, tail: int = 0) -> int:
+        ends = [match.end() for match in _SENTENCE_END_RE.finditer(self._pending)]
         over_limit = self._emitted + len(self._pending) > self._limit
-        if cut == 0 and (len(self._pending) > _MAX_HELD or over_limit):
+        if not ends and (len(self._pending) > _MAX_HELD or over_limit):
             # A phrase the rating or topic rules know may span a few words: keep them together.
-            cut = self._pending.rfind(" ", 0, len(self._pending) - _MIN_TAIL)
-        return max(cut, 0)
+            boundary = self._pending.rfind(" ", 0, len(self._pending) - max(tail, _MIN_TAIL))
+            ends = [boundary] if boundary > 0 else []
+        for cut in reversed(ends):
+            if not tail or len(normalise(self._pending[cut:], join_spaced=False)) >= tail:
+                return cut
+        return 0
 
     def _cut(self, mapped: NormalisedText, spans: list[tuple[int, int, str]]) -> int:
         """Where to split the held text: the last sentence end (or, for a long sentence, the last word
