@@ -238,7 +238,10 @@ class TestCommonWords:
 
     async def test_selective_words_choose_and_common_ones_still_rank(self, db: Database) -> None:
         big, small = await make_twin(db), await make_twin(db)
-        await seed_chunks(db, big, 6000, word="crossbar", toward=1.0, with_embeddings=False)
+        async with db.owner_engine.connect() as owner:
+            total = (await owner.execute(text("SELECT count(*) FROM knowledge_chunks"))).scalar_one()
+        # Enough that the word is in more than 5 % of all chunks, whatever else the database holds.
+        await seed_chunks(db, big, max(6000, total // 8), word="crossbar", toward=1.0, with_embeddings=False)
         await add_text(db, big, "Floodlights", "The crossbar shook under the floodlights.")
         for n in range(6):
             await add_text(db, small, f"Crossbar {n}", f"Crossbar story number {n}.")
