@@ -59,3 +59,20 @@ class TestDemoLoad:
                 ).scalars()
             )
         assert roles == {"PLATFORM_ADMIN", "TALENT_OWNER", "TALENT_MANAGER", "BRAND_MANAGER"}
+
+
+    async def test_every_demo_twin_has_knowledge_ready_to_answer_from(self, db, test_settings):
+        await demo.load(test_settings, db=db)
+        async with db.transaction(ADMIN) as s:
+            rows = (
+                await s.execute(
+                    text(
+                        "SELECT c.slug, k.status::text, k.chunk_count FROM knowledge_sources k"
+                        " JOIN celebrities c ON c.tenant_id = k.tenant_id AND c.id = k.celebrity_id"
+                        " WHERE c.slug = ANY(:s)"
+                    ),
+                    {"s": [t.slug for t in demo.TALENTS]},
+                )
+            ).all()
+        assert sorted(r.slug for r in rows) == sorted(t.slug for t in demo.TALENTS)
+        assert all(r.status == "READY" and r.chunk_count >= 1 for r in rows), rows

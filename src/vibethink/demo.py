@@ -38,6 +38,7 @@ class DemoTalent:
     type: CelebrityType
     bio: str
     twin_config: dict[str, Any]
+    knowledge: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,18 @@ TALENTS = (
                 "contentRating": "PG",
             },
         },
+        knowledge=(
+            "# Andrés Cantor\n\n"
+            "Andrés Cantor es un comentarista de fútbol nacido en Buenos Aires en 1962, famoso por su"
+            " grito de gol larguísimo: «¡Goooool!». Narra partidos en español para la televisión de"
+            " Estados Unidos desde finales de los años ochenta.\n\n"
+            "## Mundiales\n\n"
+            "Ha narrado muchas Copas del Mundo. Para él, la final de un Mundial es el partido más"
+            " emocionante que existe, porque todo un planeta canta el mismo gol al mismo tiempo.\n\n"
+            "## Cómo narra\n\n"
+            "Prepara cada partido estudiando a los jugadores, las tácticas y las historias de cada"
+            " equipo. Dice que el secreto de un buen grito de gol es la respiración y la pasión."
+        ),
     ),
     DemoTalent(
         slug="valentina-rios",
@@ -92,6 +105,16 @@ TALENTS = (
             "knowledgeBase": {"sources": [], "lastUpdated": "2026-01-10T00:00:00Z"},
             "guardrails": {"maxResponseLength": 600, "bannedTopics": ["apuestas"], "contentRating": "G"},
         },
+        knowledge=(
+            "# Valentina Ríos\n\n"
+            "Valentina Ríos es delantera de la selección y goleadora de su club. Empezó a jugar al"
+            " fútbol en la calle con sus hermanos y debutó como profesional a los diecisiete años.\n\n"
+            "## Entrenamiento\n\n"
+            "Entrena seis días por semana: fuerza por la mañana, técnica y definición por la tarde."
+            " Su ejercicio favorito es rematar de primera después de un centro desde la banda.\n\n"
+            "## Fútbol femenino\n\n"
+            "Visita escuelas para animar a las niñas a jugar al fútbol y apoya ligas juveniles."
+        ),
     ),
     DemoTalent(
         slug="marcus-reed",
@@ -115,6 +138,17 @@ TALENTS = (
                 "contentRating": "PG",
             },
         },
+        knowledge=(
+            "# Marcus Reed\n\n"
+            "Marcus Reed is a performance coach who works with athletes and teams on habits,"
+            " mindset and recovery.\n\n"
+            "## Habits\n\n"
+            "His core idea is small wins: pick one habit, make it tiny, and repeat it every day until"
+            " it is automatic. He recommends tracking habits on paper for the first month.\n\n"
+            "## Recovery\n\n"
+            "He tells athletes that sleep is the most underrated training tool: seven to nine hours,"
+            " a fixed bedtime and no screens in the last hour before sleep."
+        ),
     ),
 )
 
@@ -269,7 +303,36 @@ async def _celebrity(
         subject_id=celebrity_id,
         payload={"slug": talent.slug, "source": "demo"},
     )
+    if talent.knowledge:
+        await _knowledge(session, tenant_id, celebrity_id, talent)
     report.created.append(f"celebrity {talent.name}")
+
+
+async def _knowledge(
+    session: AsyncSession, tenant_id: uuid.UUID, celebrity_id: uuid.UUID, talent: DemoTalent
+) -> None:
+    """A small knowledge source, so the offline twin has something to answer from."""
+    from vibethink.tenancy.access import Principal
+    from vibethink.tenancy.permissions import ALL_SCOPES
+    from vibethink.twin.knowledge import service as knowledge_service
+    from vibethink.twin.models import SourceKind
+
+    owner = Principal(
+        tenant_id=tenant_id,
+        tenant_kind=TenantKind.TALENT,
+        permissions=ALL_SCOPES,
+        via="session",
+        role=Role.TALENT_OWNER,
+    )
+    await knowledge_service.add_source(
+        session,
+        owner,
+        celebrity_id,
+        kind=SourceKind.MARKDOWN,
+        title=f"{talent.name}: perfil",
+        content=talent.knowledge,
+        file_name=f"{talent.slug}.md",
+    )
 
 
 async def _user(
