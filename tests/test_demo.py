@@ -60,7 +60,6 @@ class TestDemoLoad:
             )
         assert roles == {"PLATFORM_ADMIN", "TALENT_OWNER", "TALENT_MANAGER", "BRAND_MANAGER"}
 
-
     async def test_every_demo_twin_has_knowledge_ready_to_answer_from(self, db, test_settings):
         await demo.load(test_settings, db=db)
         async with db.transaction(ADMIN) as s:
