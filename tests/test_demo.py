@@ -22,6 +22,8 @@ class TestDemoLoad:
         second = await demo.load(test_settings, db=db)
         assert await _counts(db) == after_first
         assert second.created == []
+        assert set(second.portals) == {t.slug for t in demo.TALENTS}
+        assert str(second.portals["andres-cantor"]) in second.describe("http://127.0.0.1:8000")
         assert first.created or after_first["celebrities"] >= 3
 
     async def test_every_demo_twin_config_is_complete_under_the_active_schema(self, db, test_settings):

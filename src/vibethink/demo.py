@@ -172,6 +172,7 @@ USERS = (
 class DemoReport:
     created: list[str] = field(default_factory=list)
     users: tuple[DemoUser, ...] = USERS
+    portals: dict[str, uuid.UUID] = field(default_factory=dict)  # talent slug -> portal deployment id
 
     def describe(self, public_url: str) -> str:
         lines = [
@@ -186,6 +187,9 @@ class DemoReport:
             f"  Demo logins (password for all: {DEMO_PASSWORD}):",
         ]
         lines += [f"    {u.role.value:<15} {u.email:<28} ({u.tenant_slug})" for u in self.users]
+        if self.portals:
+            lines += ["", "  Portal deployments (for the chat API, see the README):"]
+            lines += [f"    {slug:<16} {deployment_id}" for slug, deployment_id in self.portals.items()]
         return "\n".join(lines)
 
 
@@ -248,6 +252,20 @@ async def load(settings: Settings, *, db: Database | None = None) -> DemoReport:
             password_hash = hash_password(DEMO_PASSWORD)
             for user in USERS:
                 await _user(session, report, user, tenants[user.tenant_slug], password_hash)
+            for talent in TALENTS:
+                portal = await session.scalar(
+                    select(Deployment.id)
+                    .join(
+                        Celebrity,
+                        (Celebrity.tenant_id == Deployment.tenant_id)
+                        & (Celebrity.id == Deployment.celebrity_id),
+                    )
+                    .where(Celebrity.slug == talent.slug, Deployment.type == DeploymentType.VIBETHINK_PORTAL)
+                    .order_by(Deployment.created_at)
+                    .limit(1)
+                )
+                if portal is not None:
+                    report.portals[talent.slug] = portal
     finally:
         if db is None:
             await database.dispose()
