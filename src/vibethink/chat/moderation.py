@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibethink.chat.models import BlockedFan, FlagStatus, Message, MessageStatus, ModerationFlag
 from vibethink.core import audit, outbox
 from vibethink.core.errors import Conflict, NotFound
-from vibethink.core.pagination import decode_cursor, encode_cursor
+from vibethink.core.pagination import newest_first
 from vibethink.talent import service as talent_service
 from vibethink.tenancy.access import Principal
 
@@ -43,19 +43,19 @@ async def page(
 ) -> FlagPage:
     """A celebrity's flags, newest first; another tenant's celebrity is a 404."""
     celebrity = await talent_service.get(session, principal, celebrity_id)
-    limit = max(1, min(limit, MAX_PAGE))
     query = select(ModerationFlag).where(
         ModerationFlag.tenant_id == principal.tenant_id, ModerationFlag.celebrity_id == celebrity.id
     )
     statuses = [status] if status is not None else list(FlagStatus)
     query = query.where(ModerationFlag.status.in_(statuses))
-    if cursor is not None:
-        at, row_id = decode_cursor(cursor)
-        query = query.where(tuple_(ModerationFlag.created_at, ModerationFlag.id) < tuple_(at, row_id))
-    query = query.order_by(ModerationFlag.created_at.desc(), ModerationFlag.id.desc()).limit(limit + 1)
-    rows = list((await session.scalars(query)).all())
-    items = rows[:limit]
-    next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
+    items, next_cursor = await newest_first(
+        session,
+        query,
+        created_at=ModerationFlag.created_at,
+        row_id=ModerationFlag.id,
+        cursor=cursor,
+        limit=limit,
+    )
     return FlagPage(items=items, next_cursor=next_cursor)
 
 

@@ -6,9 +6,12 @@ import base64
 import json
 import uuid
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
+from sqlalchemy import Select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from vibethink.core.errors import InvalidInput
 
@@ -35,3 +38,35 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         return datetime.fromisoformat(at), uuid.UUID(row_id)
     except (ValueError, TypeError, json.JSONDecodeError) as exc:
         raise InvalidInput("The cursor is not valid.", field="cursor") from exc
+
+
+class _Keyed(Protocol):
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+K = TypeVar("K", bound=_Keyed)
+
+
+async def newest_first(
+    session: AsyncSession,
+    query: Select[K],
+    *,
+    created_at: InstrumentedAttribute[datetime],
+    row_id: InstrumentedAttribute[uuid.UUID],
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[K], str | None]:
+    """One page of `query`, newest first over (created_at, id), and the cursor of the next page."""
+    limit = max(1, min(limit, MAX_PAGE))
+    if cursor is not None:
+        at, after = decode_cursor(cursor)
+        query = query.where(tuple_(created_at, row_id) < tuple_(at, after))
+    query = query.order_by(created_at.desc(), row_id.desc()).limit(limit + 1)
+    rows = list((await session.scalars(query)).all())
+    items = rows[:limit]
+    next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit and items else None
+    return items, next_cursor

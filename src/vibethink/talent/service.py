@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +20,7 @@ from vibethink.chat import twins
 from vibethink.core import outbox
 from vibethink.core.errors import AlreadyExists, Conflict, InvalidTransition, NotFound
 from vibethink.core.models import new_id
-from vibethink.core.pagination import MAX_PAGE, decode_cursor, encode_cursor
+from vibethink.core.pagination import newest_first
 from vibethink.talent import schema_registry
 from vibethink.talent.models import Celebrity, Contract, EntityStatus
 from vibethink.talent.schemas import (
@@ -164,7 +164,6 @@ async def page(
     cursor: str | None = None,
 ) -> CelebrityPage:
     """Newest first over (created_at, id); archived celebrities only when `status=ARCHIVED` is asked."""
-    limit = max(1, min(limit, MAX_PAGE))
     query = select(Celebrity).where(Celebrity.tenant_id == principal.tenant_id)
     if status is None:
         # `IN`, not `<>`: under RLS a non-leakproof operator loses its statistics and the planner
@@ -172,14 +171,9 @@ async def page(
         query = query.where(Celebrity.status.in_(LISTED_STATUSES))
     else:
         query = query.where(Celebrity.status == status)
-    if cursor is not None:
-        at, row_id = decode_cursor(cursor)
-        query = query.where(tuple_(Celebrity.created_at, Celebrity.id) < tuple_(at, row_id))
-    query = query.order_by(Celebrity.created_at.desc(), Celebrity.id.desc()).limit(limit + 1)
-    rows = list((await session.scalars(query)).all())
-    has_more = len(rows) > limit
-    items = rows[:limit]
-    next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if has_more and items else None
+    items, next_cursor = await newest_first(
+        session, query, created_at=Celebrity.created_at, row_id=Celebrity.id, cursor=cursor, limit=limit
+    )
     return CelebrityPage(items=items, next_cursor=next_cursor)
 
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibethink.core import outbox
 from vibethink.core.errors import EmptyDocument, InvalidInput, NotFound
 from vibethink.core.models import new_id
-from vibethink.core.pagination import MAX_PAGE, decode_cursor, encode_cursor
+from vibethink.core.pagination import newest_first
 from vibethink.core.settings import get_settings
 from vibethink.talent import service as talent_service
 from vibethink.talent.models import Celebrity, EntityStatus
@@ -348,19 +348,19 @@ async def page(
 ) -> SourcePage:
     """The twin's sources, newest first over (created_at, id)."""
     await _celebrity(session, principal, celebrity_id, write=False)
-    limit = max(1, min(limit, MAX_PAGE))
     query = select(KnowledgeSource).where(
         KnowledgeSource.tenant_id == principal.tenant_id, KnowledgeSource.celebrity_id == celebrity_id
     )
     if status is not None:
         query = query.where(KnowledgeSource.status == status)
-    if cursor is not None:
-        at, row_id = decode_cursor(cursor)
-        query = query.where(tuple_(KnowledgeSource.created_at, KnowledgeSource.id) < tuple_(at, row_id))
-    query = query.order_by(KnowledgeSource.created_at.desc(), KnowledgeSource.id.desc()).limit(limit + 1)
-    rows = list((await session.scalars(query)).all())
-    items = rows[:limit]
-    next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
+    items, next_cursor = await newest_first(
+        session,
+        query,
+        created_at=KnowledgeSource.created_at,
+        row_id=KnowledgeSource.id,
+        cursor=cursor,
+        limit=limit,
+    )
     return SourcePage(items=items, next_cursor=next_cursor)
 
 
