@@ -68,7 +68,7 @@ class TestTheMigrationChain:
 
         migrations.check(empty_database)  # raises when the models and the database differ
         [version] = _query(empty_database, "SELECT version_num FROM alembic_version")
-        assert version["version_num"] == migrations.head_revision(empty_database)
+        assert version["version_num"] == migrations.head_revision()
         assert set(MODEL_TENANT_TABLES) <= set(_tenant_tables(empty_database))
 
     def test_downgrade_to_base_leaves_nothing_of_ours(self, empty_database: URL) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
@@ -38,8 +39,12 @@ def check(owner: URL) -> None:
     command.check(alembic_config(owner))
 
 
-def head_revision(owner: URL) -> str | None:
-    return ScriptDirectory.from_config(alembic_config(owner)).get_current_head()
+@lru_cache(maxsize=1)
+def head_revision() -> str | None:
+    """The code's newest migration: read from disk once per process (`/readyz` asks on every probe)."""
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    return ScriptDirectory.from_config(config).get_current_head()
 
 
 async def current_revision(conn: AsyncConnection) -> str | None:

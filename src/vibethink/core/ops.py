@@ -105,7 +105,7 @@ async def readyz(request: Request) -> Response:
         return JSONResponse(
             {"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"}, status_code=503
         )
-    head = migrations.head_revision(db.owner_url)
+    head = migrations.head_revision()
     if current != head:
         return JSONResponse(
             {"status": "unavailable", "database": "ok", "migrations": {"current": current, "head": head}},
