@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -16,7 +15,7 @@ from prometheus_client import (
     generate_latest,
 )
 from sqlalchemy import text
-from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vibethink.core import migrations
 from vibethink.core.database import Database
@@ -59,34 +58,44 @@ class Metrics:
         )
 
 
-def _route_of(request: Request) -> str:
-    matched = request.scope.get("route")
-    if matched is not None:
-        return str(getattr(matched, "path", "unmatched"))
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is Match.FULL:
-            return str(getattr(route, "path", "unmatched"))
-    return "unmatched"
+class RequestMetrics:
+    """Counts and times every HTTP request by route template.
+
+    A plain ASGI middleware: `BaseHTTPMiddleware` wraps each response in an extra task and stream,
+    which costs every request (chat turns included) and gets in the way of SSE.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            # The router records the matched route in the scope; unmatched paths share one label.
+            route = str(getattr(scope.get("route"), "path", "unmatched"))
+            method = scope["method"]
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
 
 
 def install(app: FastAPI) -> None:
     metrics = Metrics()
     app.state.metrics = metrics
-
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = _route_of(request)
-            metrics.requests.labels(request.method, route, str(status)).inc()
-            metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
-
+    app.add_middleware(RequestMetrics, metrics=metrics)
     app.include_router(router)
 
 
