@@ -258,9 +258,7 @@ async def chat_completions(request: Request) -> Response:
                 user_id=principal.user_id,
             )
             conversation_id = await _conversation(session, settings, fan, twin.deployment_id)
-            prepared = await prepare(
-                session, settings, fan, conversation_id, content=content, history=history
-            )
+        prepared = await prepare(db, settings, fan, conversation_id, content=content, history=history)
         turn = Turn(settings, prepared)
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)

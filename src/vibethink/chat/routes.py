@@ -207,9 +207,8 @@ async def send_message(
     """Sends the fan's message; the reply streams as server-sent events (`delta`…, `done`, `[DONE]`)
     or, with `stream: false`, comes back whole."""
     settings = settings_of(request)
-    # The read is its own short transaction: no connection is held while the model streams.
-    async with database(request).transaction(fan_context(fan)) as session:
-        prepared = await prepare(session, settings, fan, conversation_id, content=body.content)
+    # The read is one call of its own: no connection is held while the model streams.
+    prepared = await prepare(database(request), settings, fan, conversation_id, content=body.content)
     turn = Turn(settings, prepared)
     streaming = (
         body.stream if body.stream is not None else "text/event-stream" in request.headers.get("accept", "")

@@ -76,7 +76,7 @@ def require_live(twin: DeployedTwin) -> DeployedTwin:
     return twin
 
 
-async def fan_tier(session: AsyncSession, twin: DeployedTwin, fan: Fan) -> str:
+def fan_tier(twin: DeployedTwin, fan: Fan) -> str:
     """The fan's pricing tier for this twin; every fan is FREE until subscriptions exist."""
     return "FREE"
 
@@ -109,7 +109,7 @@ async def create_conversation(session: AsyncSession, fan: Fan, deployment_id: uu
     twin = require_live(await deployed_twin(session, deployment_id, tenant_id=fan.tenant_id))
     await enter_fan_tenant(session, fan, twin.tenant_id)
     context = twin.context(
-        fan_key=fan.fan_key, session_id=secrets.token_hex(16), fan_tier=await fan_tier(session, twin, fan)
+        fan_key=fan.fan_key, session_id=secrets.token_hex(16), fan_tier=fan_tier(twin, fan)
     )
     document = context.as_json()
     await schema_registry.validate(session, CONTEXT_SCHEMA, document, column="context")
