@@ -39,6 +39,9 @@ KNOWLEDGE = (
     "Messi wore boots made for him in that final and lifted the trophy in Lusail."
 )
 CHAT_DATABASE = "vibethink_bench_chat"
+PLATFORM_GROUNDED = "platform turn, grounded model (SSE)"
+PLATFORM_OPENAI = "platform turn, OpenAI-compatible fake over HTTP (SSE)"
+CEILING = "ceiling (FastAPI + asyncpg)"
 REPLY = "What a final! Messi lifted the trophy in Qatar after penalties against France."
 
 
@@ -206,8 +209,9 @@ def chat_target() -> Iterator[BenchTarget]:
         stop_embedded()
 
 
-async def make_twin(target: BenchTarget) -> tuple[uuid.UUID, uuid.UUID]:
-    """A talent with an ACTIVE twin on the fake model, a portal deployment and a little knowledge."""
+async def make_twin(target: BenchTarget, provider: str = "openai") -> tuple[uuid.UUID, uuid.UUID]:
+    """A talent with an ACTIVE twin (on the fake model, or grounded), a portal deployment and a
+    little knowledge."""
     from sqlalchemy import text
 
     from vibethink.core.database import Database, RlsContext
@@ -226,7 +230,7 @@ async def make_twin(target: BenchTarget) -> tuple[uuid.UUID, uuid.UUID]:
         "visualAvatarId": "avatar-bench",
         "personalityProfile": {"tone": "warm", "language": "en", "expertise": ["football"]},
         "guardrails": {"maxResponseLength": 600, "bannedTopics": ["politics"], "contentRating": "PG"},
-        "model": {"provider": "openai", "model": "fake-gpt"},
+        "model": {"provider": provider, **({"model": "fake-gpt"} if provider == "openai" else {})},
     }
     try:
         async with db.transaction(RlsContext(is_admin=True, role="PLATFORM_ADMIN")) as s:
@@ -339,7 +343,8 @@ def _measure(
 
 
 def run_chat(target: BenchTarget, *, seconds: float) -> str:
-    tenant_id, deployment_id = asyncio.run(make_twin(target))
+    tenant_id, deployment_id = asyncio.run(make_twin(target, "openai"))
+    _, grounded_deployment_id = asyncio.run(make_twin(target, "grounded"))
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="vibethink-bench-chat-") as tmp, fake_model() as model_url:
         log_dir = Path(tmp)
@@ -352,10 +357,14 @@ def run_chat(target: BenchTarget, *, seconds: float) -> str:
         }
         code = "from bench.chat import serve_platform; serve_platform({port})"
         with started(code, env, log_dir, ready_path="/healthz") as platform:
-            for concurrency in CONCURRENCIES:
-                fans = asyncio.run(_fans(platform.base_url, deployment_id, concurrency))
-                runs.append(_measure("platform turn (SSE)", platform, fans, seconds=seconds, streaming=True))
-                print(f"  platform, {concurrency} fans: {runs[-1].rate:,.0f} turns/s", flush=True)
+            for name, deployment in (
+                (PLATFORM_GROUNDED, grounded_deployment_id),
+                (PLATFORM_OPENAI, deployment_id),
+            ):
+                for concurrency in CONCURRENCIES:
+                    fans = asyncio.run(_fans(platform.base_url, deployment, concurrency))
+                    runs.append(_measure(name, platform, fans, seconds=seconds, streaming=True))
+                    print(f"  {name}, {concurrency} fans: {runs[-1].rate:,.0f} turns/s", flush=True)
         app_url = target.app.set(drivername="postgresql").render_as_string(hide_password=False)
         ceiling_env = {**os.environ, "CEILING_DSN": app_url}
         code = "from bench.chat import serve_ceiling; serve_ceiling({port})"
@@ -363,20 +372,16 @@ def run_chat(target: BenchTarget, *, seconds: float) -> str:
             for concurrency in CONCURRENCIES:
                 paths = asyncio.run(_ceiling_fans(ceiling.base_url, target, tenant_id, concurrency))
                 requests = [({}, p) for p in paths]
-                runs.append(
-                    _measure(
-                        "ceiling (FastAPI + asyncpg)", ceiling, requests, seconds=seconds, streaming=False
-                    )
-                )
+                runs.append(_measure(CEILING, ceiling, requests, seconds=seconds, streaming=False))
                 print(f"  ceiling, {concurrency} fans: {runs[-1].rate:,.0f} turns/s", flush=True)
     return report(runs)
 
 
 def report(runs: list[Run]) -> str:
     rows = []
-    by = {(r.name.split(" ")[0], r.concurrency): r for r in runs}
+    by = {(r.name, r.concurrency): r for r in runs}
     for run in runs:
-        ceiling = by.get(("ceiling", run.concurrency))
+        ceiling = by.get((CEILING, run.concurrency))
         ratio = f"{run.rate / ceiling.rate:.2f}×" if ceiling and run is not ceiling else ""
         rows.append(
             [

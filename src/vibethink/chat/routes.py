@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibethink.chat import memory, moderation
@@ -37,6 +37,7 @@ from vibethink.chat.tokens import TOKEN_PREFIX, Fan, user_fan
 from vibethink.chat.turn import Turn, TurnResult, prepare
 from vibethink.core.database import RlsContext, apply_context
 from vibethink.core.errors import InvalidInput, ModelUnavailable, NotAuthenticated, PlatformError
+from vibethink.core.http import EventStreamResponse
 from vibethink.deployments.models import DeploymentType
 from vibethink.tenancy.access import DbSession, Principal, database, require, session_user, settings_of
 from vibethink.tenancy.permissions import Permission
@@ -48,7 +49,6 @@ moderation_router = APIRouter(tags=["moderation"])
 
 ModerationReader = Annotated[Principal, Depends(require(Permission.MODERATION_READ))]
 ModerationWriter = Annotated[Principal, Depends(require(Permission.MODERATION_WRITE))]
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def presented_fan_token(request: Request) -> str | None:
@@ -214,9 +214,7 @@ async def send_message(
         body.stream if body.stream is not None else "text/event-stream" in request.headers.get("accept", "")
     )
     if streaming:
-        return StreamingResponse(
-            _event_stream(turn, request), media_type="text/event-stream", headers=SSE_HEADERS
-        )
+        return EventStreamResponse(_event_stream(turn, request))
     async for _ in turn.deltas():
         pass
     result = await turn.finish(database(request))

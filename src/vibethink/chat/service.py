@@ -6,6 +6,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final
 
 from sqlalchemy import select, text, tuple_
@@ -39,7 +40,13 @@ FAN_CONVERSATION_SQL = text("SELECT tenant_id, deployment_id FROM chat_fan_conve
 
 
 def fan_tokens(settings: Settings) -> FanTokens:
-    return FanTokens(settings.secret_key, settings.fan_token_max_age_seconds)
+    """The process's token signer for these settings (one, so verified tokens are remembered)."""
+    return _fan_tokens(settings.secret_key, settings.fan_token_max_age_seconds)
+
+
+@lru_cache(maxsize=8)
+def _fan_tokens(secret_key: str, max_age_seconds: int) -> FanTokens:
+    return FanTokens(secret_key, max_age_seconds)
 
 
 async def deployed_twin(

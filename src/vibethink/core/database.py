@@ -277,6 +277,12 @@ async def _json_codecs(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Nothing to reset on release: the driver pool's calls change no session state (their RLS
+    settings are transaction-local), so the default reset round trip (RESET ALL, UNLISTEN *, …)
+    is skipped. An open transaction is still rolled back by the pool before this runs."""
+
+
 class Database:
     """Engines for one process: the app role's pool, and the owner's for maintenance."""
 
@@ -330,6 +336,7 @@ class Database:
                         max_size=self.settings.pool_size,
                         server_settings={"application_name": "vibethink"},
                         init=_json_codecs,
+                        reset=_keep_session,
                     )
         return self._driver_pool
 
