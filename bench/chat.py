@@ -342,7 +342,7 @@ def _measure(
     return Run(name, len(requests), turns, errors, elapsed, latencies, server.cpu_seconds() - cpu_before)
 
 
-def run_chat(target: BenchTarget, *, seconds: float) -> str:
+def run_chat(target: BenchTarget, *, seconds: float, fans: tuple[int, ...] = CONCURRENCIES) -> str:
     tenant_id, deployment_id = asyncio.run(make_twin(target, "openai"))
     _, grounded_deployment_id = asyncio.run(make_twin(target, "grounded"))
     runs: list[Run] = []
@@ -361,15 +361,15 @@ def run_chat(target: BenchTarget, *, seconds: float) -> str:
                 (PLATFORM_GROUNDED, grounded_deployment_id),
                 (PLATFORM_OPENAI, deployment_id),
             ):
-                for concurrency in CONCURRENCIES:
-                    fans = asyncio.run(_fans(platform.base_url, deployment, concurrency))
-                    runs.append(_measure(name, platform, fans, seconds=seconds, streaming=True))
+                for concurrency in fans:
+                    made = asyncio.run(_fans(platform.base_url, deployment, concurrency))
+                    runs.append(_measure(name, platform, made, seconds=seconds, streaming=True))
                     print(f"  {name}, {concurrency} fans: {runs[-1].rate:,.0f} turns/s", flush=True)
         app_url = target.app.set(drivername="postgresql").render_as_string(hide_password=False)
         ceiling_env = {**os.environ, "CEILING_DSN": app_url}
         code = "from bench.chat import serve_ceiling; serve_ceiling({port})"
         with started(code, ceiling_env, log_dir, ready_path="/docs") as ceiling:
-            for concurrency in CONCURRENCIES:
+            for concurrency in fans:
                 paths = asyncio.run(_ceiling_fans(ceiling.base_url, target, tenant_id, concurrency))
                 requests = [({}, p) for p in paths]
                 runs.append(_measure(CEILING, ceiling, requests, seconds=seconds, streaming=False))
