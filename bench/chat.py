@@ -27,6 +27,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from bench import wrk
 from bench.api_overhead import _free_port, _stop
 from bench.report import percentile, table
 from bench.target import BenchTarget
@@ -54,17 +55,25 @@ class Run:
     seconds: float
     latencies_ms: list[float]
     cpu_seconds: float
+    db_cpu_seconds: float = 0.0
+    quantiles: tuple[float, float] | None = None  # (p50, p99) as wrk reports them
 
     @property
     def rate(self) -> float:
         return self.turns / self.seconds
 
     def p(self, fraction: float) -> float:
+        if self.quantiles is not None:
+            return self.quantiles[0] if fraction == 0.5 else self.quantiles[1]
         return percentile(sorted(self.latencies_ms), fraction)
 
     @property
     def cpu_ms_per_turn(self) -> float:
         return 1000 * self.cpu_seconds / max(1, self.turns)
+
+    @property
+    def db_cpu_ms_per_turn(self) -> float:
+        return 1000 * self.db_cpu_seconds / max(1, self.turns)
 
 
 # -- servers -------------------------------------------------------------------------------------
@@ -129,6 +138,25 @@ def serve_ceiling(port: int) -> None:
     import uvicorn
 
     uvicorn.run(ceiling_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def database_cpu_seconds(database: str) -> float:
+    """CPU time of the PostgreSQL backends connected to `database` (by their process titles)."""
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmd:
+                title = cmd.read().replace(b"\0", b" ").decode(errors="replace")
+            if not title.startswith("postgres: ") or f" {database} " not in title:
+                continue
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 @dataclass
@@ -334,12 +362,36 @@ async def _drive(
 def _measure(
     name: str, server: Process, requests: list[tuple[dict[str, str], str]], *, seconds: float, streaming: bool
 ) -> Run:
+    if wrk.available():
+        return _measure_with_wrk(name, server, requests, seconds=seconds, streaming=streaming)
     asyncio.run(_drive(server.base_url, requests, seconds=min(2.0, seconds), streaming=streaming))  # warm-up
-    cpu_before = server.cpu_seconds()
+    cpu_before, db_before = server.cpu_seconds(), database_cpu_seconds(CHAT_DATABASE)
     turns, errors, elapsed, latencies = asyncio.run(
         _drive(server.base_url, requests, seconds=seconds, streaming=streaming)
     )
-    return Run(name, len(requests), turns, errors, elapsed, latencies, server.cpu_seconds() - cpu_before)
+    cpu, db_cpu = server.cpu_seconds() - cpu_before, database_cpu_seconds(CHAT_DATABASE) - db_before
+    return Run(name, len(requests), turns, errors, elapsed, latencies, cpu, db_cpu)
+
+
+def _measure_with_wrk(
+    name: str, server: Process, requests: list[tuple[dict[str, str], str]], *, seconds: float, streaming: bool
+) -> Run:
+    load = [
+        wrk.WrkRequest(
+            path,
+            {**headers, "Content-Type": "application/json"},
+            json.dumps({"content": PROMPTS[n % len(PROMPTS)], "stream": streaming}),
+        )
+        for n, (headers, path) in enumerate(requests)
+    ]
+    marker = "event: done" if streaming else ""
+    wrk.run(server.base_url, load, seconds=min(2.0, seconds), marker=marker)  # warm-up
+    cpu_before, db_before = server.cpu_seconds(), database_cpu_seconds(CHAT_DATABASE)
+    result = wrk.run(server.base_url, load, seconds=seconds, marker=marker)
+    cpu, db_cpu = server.cpu_seconds() - cpu_before, database_cpu_seconds(CHAT_DATABASE) - db_before
+    run = Run(name, len(requests), result.requests, result.errors, result.seconds, [], cpu, db_cpu)
+    run.quantiles = (result.p50_ms, result.p99_ms)
+    return run
 
 
 def run_chat(target: BenchTarget, *, seconds: float, fans: tuple[int, ...] = CONCURRENCIES) -> str:
@@ -392,9 +444,21 @@ def report(runs: list[Run]) -> str:
                 f"{run.p(0.5):.1f}",
                 f"{run.p(0.99):.1f}",
                 f"{run.cpu_ms_per_turn:.2f}",
+                f"{run.db_cpu_ms_per_turn:.2f}",
                 run.errors,
             ]
         )
     return table(
-        ["server", "fans", "turns/s", "vs ceiling", "p50 ms", "p99 ms", "server CPU ms/turn", "errors"], rows
+        [
+            "server",
+            "fans",
+            "turns/s",
+            "vs ceiling",
+            "p50 ms",
+            "p99 ms",
+            "server CPU ms/turn",
+            "PostgreSQL CPU ms/turn",
+            "errors",
+        ],
+        rows,
     )
