@@ -99,13 +99,13 @@ RESOLVED = (
     " celebrity_bio text, celebrity_status entity_status, twin_config jsonb, type deployment_type,"
     " status deployment_status, name text, config jsonb, starts_at timestamptz, ends_at timestamptz,"
     " allowed_origins text[], require_identity boolean, identity_salt text, widget_key text,"
-    " custom_domain text, domain_verified boolean, slug text)"
+    " custom_domain text, domain_verified boolean, domain_token text, slug text)"
 )
 RESOLVED_SELECT = (
     "SELECT d.tenant_id, d.id, d.celebrity_id, c.slug::text, c.name::text, c.bio, c.status, c.twin_config,"
     " d.type, d.status, d.name::text, d.config, d.starts_at, d.ends_at, d.allowed_origins::text[],"
     " d.require_identity, d.identity_salt::text, d.widget_key::text, d.custom_domain::text,"
-    " d.domain_verified_at IS NOT NULL, d.slug::text"
+    " d.domain_verified_at IS NOT NULL, d.domain_token::text, d.slug::text"
     " FROM deployments d JOIN celebrities c ON c.tenant_id = d.tenant_id AND c.id = d.celebrity_id"
 )
 # SCHEDULED whose start has come counts as ACTIVE, so a fan is never refused while the sweep is late.
@@ -123,6 +123,7 @@ FUNCTIONS = {
         RESOLVED,
         RESOLVED_SELECT + " WHERE d.widget_key = p_key AND d.status <> 'ARCHIVED'",
     ),
+    "deployment_by_id(p_id uuid)": (RESOLVED, RESOLVED_SELECT + " WHERE d.id = p_id"),
     "deployment_by_host(p_host text)": (
         RESOLVED,
         RESOLVED_SELECT + " WHERE d.custom_domain = p_host AND d.status <> 'ARCHIVED'",

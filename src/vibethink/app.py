@@ -21,6 +21,8 @@ from vibethink.core.database import Database
 from vibethink.core.dispatcher import Dispatcher, default_registry
 from vibethink.core.http import install_error_handlers
 from vibethink.core.settings import Settings, get_settings
+from vibethink.deployments import http as deployment_http
+from vibethink.deployments import pages as deployment_pages
 from vibethink.deployments import routes as deployment_routes
 from vibethink.deployments import tasks as deployment_tasks
 from vibethink.talent import routes as talent_routes
@@ -111,7 +113,12 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(chat_routes.router, prefix="/api/v1")
     app.include_router(chat_routes.moderation_router, prefix="/api/v1")
     app.include_router(deployment_routes.router, prefix="/api/v1")
+    app.include_router(deployment_routes.widget_router, prefix="/api/v1")
     app.include_router(chat_facade.router)
     app.include_router(tenancy_pages.router)
     app.include_router(web_pages.router)
+    # Last: the portal's `/{slug}` must never shadow another page.
+    app.include_router(deployment_pages.router)
+    app.add_middleware(deployment_http.EmbedCors)
+    app.add_middleware(deployment_http.HostRouting, settings=settings)
     return app

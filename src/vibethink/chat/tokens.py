@@ -31,6 +31,8 @@ class Fan:
     tenant_id: uuid.UUID | None = None
     deployment_id: uuid.UUID | None = None
     user_id: uuid.UUID | None = None
+    # An embed's token is bound to the host page's origin and lives minutes, not days.
+    origin: str | None = None
 
     @property
     def is_anonymous(self) -> bool:
@@ -50,12 +52,23 @@ class FanTokens:
         self.max_age_seconds = max_age_seconds
 
     def issue(
-        self, *, tenant_id: uuid.UUID, deployment_id: uuid.UUID, fan_key: str | None = None
+        self,
+        *,
+        tenant_id: uuid.UUID,
+        deployment_id: uuid.UUID,
+        fan_key: str | None = None,
+        origin: str | None = None,
+        max_age_seconds: int | None = None,
     ) -> IssuedToken:
         key = fan_key or ANON + secrets.token_urlsafe(18)
-        payload = {"f": key, "t": str(tenant_id), "d": str(deployment_id)}
+        payload: dict[str, str | int] = {"f": key, "t": str(tenant_id), "d": str(deployment_id)}
+        lifetime = min(max_age_seconds or self.max_age_seconds, self.max_age_seconds)
+        expires_at = datetime.now(UTC) + timedelta(seconds=lifetime)
+        if origin is not None:
+            payload["o"] = origin
+        if lifetime < self.max_age_seconds:
+            payload["x"] = int(expires_at.timestamp())
         token = TOKEN_PREFIX + self._serializer.dumps(payload)
-        expires_at = datetime.now(UTC) + timedelta(seconds=self.max_age_seconds)
         return IssuedToken(token=token, fan_key=key, expires_at=expires_at)
 
     def read(self, token: str) -> Fan:
@@ -72,9 +85,15 @@ class FanTokens:
             tenant_id = uuid.UUID(payload["t"])
             deployment_id = uuid.UUID(payload["d"])
             user_id = uuid.UUID(fan_key[len(USER) :]) if fan_key.startswith(USER) else None
+            origin = str(payload["o"]) if "o" in payload else None
+            expires = int(payload["x"]) if "x" in payload else None
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidFanToken() from exc
-        return Fan(fan_key=fan_key, tenant_id=tenant_id, deployment_id=deployment_id, user_id=user_id)
+        if expires is not None and datetime.now(UTC).timestamp() >= expires:
+            raise InvalidFanToken("The fan token has expired; start a new chat session.")
+        return Fan(
+            fan_key=fan_key, tenant_id=tenant_id, deployment_id=deployment_id, user_id=user_id, origin=origin
+        )
 
 
 def user_fan(user_id: uuid.UUID) -> Fan:

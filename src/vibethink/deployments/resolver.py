@@ -38,13 +38,14 @@ MAX_ENTRIES: Final = 20_000
 COLUMNS: Final = (
     "tenant_id, deployment_id, celebrity_id, celebrity_slug, celebrity_name, celebrity_bio, celebrity_status,"
     " twin_config, type, status, name, config, starts_at, ends_at, allowed_origins, require_identity,"
-    " identity_salt, widget_key, custom_domain, domain_verified, slug"
+    " identity_salt, widget_key, custom_domain, domain_verified, domain_token, slug"
 )
 # Constant column and function names only; the values are always bound parameters.
 LOOKUPS: Final = {
     "slug": text(f"SELECT {COLUMNS} FROM deployment_by_slug(:a)"),  # noqa: S608
     "widget": text(f"SELECT {COLUMNS} FROM deployment_by_widget_key(:a)"),  # noqa: S608
     "host": text(f"SELECT {COLUMNS} FROM deployment_by_host(:a)"),  # noqa: S608
+    "id": text(f"SELECT {COLUMNS} FROM deployment_by_id(CAST(:a AS uuid))"),  # noqa: S608
     "campaign": text(f"SELECT {COLUMNS} FROM deployment_by_campaign(:a, :b)"),  # noqa: S608
 }
 
@@ -73,6 +74,8 @@ class ResolvedDeployment:
     widget_key: str
     custom_domain: str | None
     domain_verified: bool
+    # Public by design: served at /.well-known/vibethink-verification for the platform's own check.
+    domain_token: str | None
     slug: str | None
 
     def is_live(self, now: datetime) -> bool:
@@ -144,6 +147,7 @@ def _resolved(row: Any) -> ResolvedDeployment:
         widget_key=row.widget_key,
         custom_domain=row.custom_domain,
         domain_verified=bool(row.domain_verified),
+        domain_token=row.domain_token,
         slug=row.slug,
     )
 
@@ -246,6 +250,10 @@ async def by_slug(session: AsyncSession, slug: str) -> ResolvedDeployment | None
 
 async def by_widget_key(session: AsyncSession, key: str) -> ResolvedDeployment | None:
     return await _lookup(session, ("widget", key, ""))
+
+
+async def by_id(session: AsyncSession, deployment_id: uuid.UUID) -> ResolvedDeployment | None:
+    return await _lookup(session, ("id", str(deployment_id), ""))
 
 
 async def by_host(session: AsyncSession, host: str) -> ResolvedDeployment | None:

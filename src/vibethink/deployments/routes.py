@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibethink.core.pagination import MAX_PAGE, Page
 from vibethink.core.settings import Settings
-from vibethink.deployments import service
+from vibethink.deployments import service, widget
 from vibethink.deployments.models import Deployment, DeploymentStatus, DeploymentType
 from vibethink.deployments.schemas import (
     DeploymentCreate,
@@ -22,6 +22,9 @@ from vibethink.deployments.schemas import (
     DeploymentUpdate,
     DomainVerification,
     IdentitySecretRead,
+    WidgetRefresh,
+    WidgetSessionCreate,
+    WidgetSessionRead,
     embed_code,
     public_url_of,
 )
@@ -30,6 +33,7 @@ from vibethink.tenancy.access import DbSession, Principal, require, settings_of
 from vibethink.tenancy.permissions import Permission
 
 router = APIRouter(tags=["deployments"])
+widget_router = APIRouter(tags=["widget"])
 
 DeploymentReader = Annotated[Principal, Depends(require(Permission.DEPLOYMENTS_READ))]
 DeploymentWriter = Annotated[Principal, Depends(require(Permission.DEPLOYMENTS_WRITE))]
@@ -263,3 +267,49 @@ async def deployment_stats(
         since=since,
         until=until,
     )
+
+
+def _widget_session(request: Request, found: widget.WidgetSession) -> WidgetSessionRead:
+    deployment = found.deployment
+    theme = deployment.section("theme")
+    # The route accepted this origin: the CORS layer may now let the host page read the answer.
+    request.state.cors_origin = found.issued_origin
+    return WidgetSessionRead(
+        token=found.issued.token,
+        fan_key=found.issued.fan_key,
+        expires_at=found.issued.expires_at,
+        deployment_id=deployment.id,
+        name=deployment.celebrity_name,
+        frame_url=f"{str(request.base_url).rstrip('/')}/widget/frame/{deployment.widget_key}",
+        verified_user=found.verified_user,
+        greeting=deployment.greeting,
+        disclosure=deployment.disclosure,
+        theme={k: v for k, v in theme.items() if k in ("mode", "primaryColor", "accentColor", "position")},
+    )
+
+
+@widget_router.post("/widget/sessions", status_code=201)
+async def start_widget_session(
+    body: WidgetSessionCreate, request: Request, session: DbSession
+) -> WidgetSessionRead:
+    """A browser session for the page embedding the widget (its Origin must be allowed): a fan token
+    of at most 15 minutes bound to the tenant, the deployment and that origin. With identity
+    verification, send the host site's user id and its HMAC-SHA256 signature."""
+    found = await widget.start(
+        session,
+        settings_of(request),
+        deployment_key=body.deployment_key,
+        origin_header=request.headers.get("origin"),
+        user_id=body.user_id,
+        user_signature=body.user_signature,
+    )
+    return _widget_session(request, found)
+
+
+@widget_router.post("/widget/sessions/refresh", status_code=201)
+async def refresh_widget_session(
+    body: WidgetRefresh, request: Request, session: DbSession
+) -> WidgetSessionRead:
+    """The same fan's session renewed before it ends, while its origin is still allowed."""
+    found = await widget.refresh(session, settings_of(request), token=body.token)
+    return _widget_session(request, found)

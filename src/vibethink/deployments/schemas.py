@@ -161,6 +161,7 @@ class WidgetSessionRead(BaseModel):
     fan_key: str
     expires_at: datetime
     deployment_id: uuid.UUID
+    name: str = Field(description="The twin's name, for the launcher's label.")
     frame_url: str
     verified_user: bool
     greeting: str | None
