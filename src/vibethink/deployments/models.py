@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import secrets
 import uuid
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,10 @@ from vibethink.core.models import (
     tenant_id_column,
     updated_at_column,
 )
+
+
+def new_key(prefix: str) -> str:
+    return prefix + secrets.token_hex(16)
 
 
 class DeploymentType(enum.StrEnum):
@@ -74,8 +79,8 @@ class Deployment(Base):
     starts_at: Mapped[datetime | None]
     ends_at: Mapped[datetime | None]
     # The embed's public key (data-deployment-key): a public identifier, globally unique by design.
-    widget_key: Mapped[str] = mapped_column(String(40), unique=True)
-    analytics_key: Mapped[str] = mapped_column(String(40))
+    widget_key: Mapped[str] = mapped_column(String(40), unique=True, default=lambda: new_key("vtw_"))
+    analytics_key: Mapped[str] = mapped_column(String(40), default=lambda: new_key("vta_"))
     # Host pages allowed to embed: exact origins or hosts, and `*.example.com` wildcards.
     allowed_origins: Mapped[list[str]] = mapped_column(ARRAY(String(300)), server_default="{}")
     # The identity-verification secret is derived from this salt and the platform key, never stored.

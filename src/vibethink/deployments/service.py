@@ -33,6 +33,7 @@ from vibethink.deployments.models import (
     DeploymentConversion,
     DeploymentStatus,
     DeploymentType,
+    new_key,
 )
 from vibethink.deployments.schemas import DeploymentUpdate
 from vibethink.talent import schema_registry
@@ -119,8 +120,7 @@ async def public_lookup(session: AsyncSession, deployment_id: uuid.UUID) -> Publ
     )
 
 
-def _key(prefix: str) -> str:
-    return prefix + secrets.token_hex(16)
+_key = new_key
 
 
 def effective_status(deployment: Deployment, now: datetime | None = None) -> DeploymentStatus:
