@@ -27,7 +27,14 @@ GLOBAL_TABLES = frozenset({"login_attempts", "jsonb_schemas", "alembic_version"}
 PLATFORM_TABLES = frozenset({"tenants", "users", "auth_sessions"})
 # History no role may rewrite: the app role only appends.
 APPEND_ONLY_TABLES = frozenset(
-    {"audit_log", "revenue_transactions", "platform_events", "event_deliveries", "interaction_events"}
+    {
+        "audit_log",
+        "revenue_transactions",
+        "platform_events",
+        "event_deliveries",
+        "interaction_events",
+        "deployment_conversions",
+    }
 )
 # ... and not even the owner: a trigger rejects UPDATE, DELETE and TRUNCATE.
 IMMUTABLE_TABLES = frozenset({"audit_log", "revenue_transactions"})

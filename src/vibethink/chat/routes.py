@@ -38,6 +38,7 @@ from vibethink.chat.turn import Turn, TurnResult, prepare
 from vibethink.core.database import RlsContext, apply_context
 from vibethink.core.errors import InvalidInput, ModelUnavailable, NotAuthenticated, PlatformError
 from vibethink.core.http import EventStreamResponse
+from vibethink.deployments import widget
 from vibethink.deployments.models import DeploymentType
 from vibethink.tenancy.access import DbSession, Principal, database, require, session_user, settings_of
 from vibethink.tenancy.permissions import Permission
@@ -65,7 +66,12 @@ async def current_fan(request: Request) -> Fan:
     """The fan behind a request: a fan token (no database needed) or a signed-in session cookie."""
     token = presented_fan_token(request)
     if token is not None:
-        return chat_service.fan_tokens(settings_of(request)).read(token)
+        fan = chat_service.fan_tokens(settings_of(request)).read(token)
+        # An embed's token works only from its own site (or the platform's iframe); CORS echoes it.
+        request.state.cors_origin = widget.check_fan_origin(
+            fan, request.headers.get("origin"), request.headers.get("host")
+        )
+        return fan
     async with database(request).transaction(RlsContext()) as session:
         found = await session_user(request, session)
     if found is None:

@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     chat_history_turns: int = Field(default=12, ge=0)
     fan_token_max_age_seconds: int = Field(default=60 * 60 * 24 * 30, gt=0)
 
+    # Deployments. Hosts that serve the platform itself; any other Host must be a verified custom
+    # domain (white-label) or gets a plain 404. The public URL's host is always one of them.
+    platform_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]", "testserver")
+    # Where a custom domain's verification token is fetched; {domain} and {path} are filled in.
+    domain_verification_url: str = "http://{domain}{path}"
+    domain_verification_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Browser session tokens of the embedded widget (bound to tenant, deployment and origin).
+    widget_session_seconds: int = Field(default=15 * 60, gt=0, le=15 * 60)
+
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
         if self.environment == "production" and self.secret_key == DEVELOPMENT_SECRET:

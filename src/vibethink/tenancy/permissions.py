@@ -23,6 +23,10 @@ class Permission(enum.StrEnum):
     MODERATION_READ = "moderation:read"
     MODERATION_WRITE = "moderation:write"
     CHAT_COMPLETIONS = "chat:completions"
+    DEPLOYMENTS_READ = "deployments:read"
+    DEPLOYMENTS_WRITE = "deployments:write"
+    CAMPAIGNS_READ = "campaigns:read"
+    CAMPAIGNS_WRITE = "campaigns:write"
 
 
 ALL_SCOPES = frozenset(p.value for p in Permission)
@@ -42,10 +46,16 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.KNOWLEDGE_WRITE,
             Permission.MODERATION_READ,
             Permission.MODERATION_WRITE,
+            Permission.DEPLOYMENTS_READ,
+            Permission.DEPLOYMENTS_WRITE,
+            Permission.CAMPAIGNS_READ,
+            Permission.CAMPAIGNS_WRITE,
         }
     ),
     Role.BRAND_MANAGER: frozenset(
         {
+            Permission.CAMPAIGNS_READ,
+            Permission.CAMPAIGNS_WRITE,
             Permission.CELEBRITIES_READ,
             Permission.MEMBERS_READ,
             Permission.MEMBERS_WRITE,
