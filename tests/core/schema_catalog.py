@@ -27,7 +27,15 @@ GLOBAL_TABLES = frozenset({"login_attempts", "jsonb_schemas", "alembic_version"}
 PLATFORM_TABLES = frozenset({"tenants", "users", "auth_sessions"})
 # History no role may rewrite: the app role only appends.
 APPEND_ONLY_TABLES = frozenset(
-    {"audit_log", "revenue_transactions", "platform_events", "event_deliveries", "interaction_events"}
+    {
+        "audit_log",
+        "revenue_transactions",
+        "platform_events",
+        "event_deliveries",
+        "interaction_events",
+        "campaign_clicks",
+        "payment_events",
+    }
 )
 # ... and not even the owner: a trigger rejects UPDATE, DELETE and TRUNCATE.
 IMMUTABLE_TABLES = frozenset({"audit_log", "revenue_transactions"})
@@ -186,6 +194,13 @@ ROW_OVERRIDES: dict[str, dict[str, str]] = {
         "celebrity_share_cents": "700",
         "platform_share_cents": "300",
     },
+    "fan_subscriptions": {
+        "status": "ACTIVE",
+        "price_cents": "1000",
+        "current_period_start": "2026-01-01T00:00:00Z",
+        "current_period_end": "2026-02-01T00:00:00Z",
+    },
+    "purchases": {"amount_cents": "2500", "status": "PAID"},
 }
 
 

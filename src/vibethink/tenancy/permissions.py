@@ -23,6 +23,8 @@ class Permission(enum.StrEnum):
     MODERATION_READ = "moderation:read"
     MODERATION_WRITE = "moderation:write"
     CHAT_COMPLETIONS = "chat:completions"
+    BILLING_READ = "billing:read"
+    BILLING_WRITE = "billing:write"
 
 
 ALL_SCOPES = frozenset(p.value for p in Permission)
@@ -42,6 +44,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.KNOWLEDGE_WRITE,
             Permission.MODERATION_READ,
             Permission.MODERATION_WRITE,
+            Permission.BILLING_READ,
         }
     ),
     Role.BRAND_MANAGER: frozenset(
@@ -53,6 +56,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.API_KEYS_WRITE,
             Permission.TENANT_READ,
             Permission.TENANT_WRITE,
+            Permission.BILLING_READ,
         }
     ),
 }
