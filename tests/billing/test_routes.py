@@ -185,7 +185,7 @@ class TestRefunds:
                 json={"amount_cents": amount, "reason": "partial"} if amount else {"reason": "rest"},
             )
             assert response.status_code == 201, response.text
-            assert response.json()["reverses_id"] == paid["id"]
+            assert response.json()["transaction"]["reverses_id"] == paid["id"]
         rows = (
             await client.get(
                 f"/api/v1/celebrities/{talent.celebrity_id}/revenue-transactions", headers=talent.headers

@@ -75,6 +75,12 @@ class RevenueTransaction(Base):
         Index("ix_revenue_transactions_celebrity_time", "tenant_id", "celebrity_id", "occurred_at"),
         # Each posting names what it is for (a renewal, a month's campaign share, a provider event),
         # so a retried posting is refused by the database instead of counted twice.
+        # A provider's webhook names a charge before any tenant is known (billing_stripe_tenant).
+        Index(
+            "ix_revenue_transactions_external_ref",
+            "external_ref",
+            postgresql_where=text("external_ref IS NOT NULL"),
+        ),
         Index(
             "uq_revenue_transactions_external_ref",
             "tenant_id",

@@ -11,10 +11,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibethink.billing.models import Payout, PayoutMethod, PayoutSettings, PayoutStatus, RevenueTransaction
+from vibethink.billing.providers.base import PaymentProvider
 from vibethink.billing.schemas import PayoutSettingsWrite
 from vibethink.billing.statements import month_bounds, month_start
 from vibethink.core import outbox
-from vibethink.core.errors import InvalidInput, InvalidTransition, NotFound
+from vibethink.core.errors import InvalidInput, InvalidTransition, NotFound, PlatformError
 from vibethink.core.models import new_id
 from vibethink.core.pagination import newest_first
 from vibethink.talent import service as talent_service
@@ -137,6 +138,29 @@ async def create_batch(session: AsyncSession, *, month: date) -> list[Payout]:
             },
         )
     return created
+
+
+async def send_transfers(session: AsyncSession, provider: PaymentProvider, created: Sequence[Payout]) -> None:
+    """Stripe Connect payouts are transferred now (idempotent per payout); ledger ones wait to be marked."""
+    for payout in created:
+        if payout.method is not PayoutMethod.STRIPE_CONNECT or provider.name != "stripe":
+            continue
+        settings = await settings_of(session, tenant_id=payout.tenant_id, celebrity_id=payout.celebrity_id)
+        try:
+            payout.transfer_id = await provider.transfer(
+                payout.amount_cents,
+                payout.currency,
+                settings.stripe_account_id,
+                idempotency_key=f"payout-{payout.id}",
+            )
+        except PlatformError as exc:
+            payout.status = PayoutStatus.FAILED
+            payout.failure = exc.message
+        else:
+            payout.status = PayoutStatus.PAID
+            payout.paid_at = datetime.now(UTC)
+            payout.reference = payout.transfer_id
+    await session.flush()
 
 
 async def mark_paid(session: AsyncSession, payout_id: uuid.UUID, *, reference: str) -> Payout:

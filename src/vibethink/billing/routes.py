@@ -6,11 +6,13 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
-from vibethink.billing import payouts, periods, quotas, service, statements
+from vibethink.billing import ledger, payouts, periods, quotas, service, statements, webhooks
 from vibethink.billing.models import FanSubscription, SubscriptionStatus
+from vibethink.billing.providers import provider_for
+from vibethink.billing.providers.stripe_gateway import StripeProvider
 from vibethink.billing.schemas import (
     AmountsRead,
     BrandCostRead,
@@ -26,9 +28,11 @@ from vibethink.billing.schemas import (
     PayoutRead,
     PayoutSettingsRead,
     PayoutSettingsWrite,
+    PortalLink,
     PurchaseCreate,
     PurchaseRead,
     Refund,
+    RefundResult,
     StatementLineRead,
     StatementRead,
     SubscribeResult,
@@ -49,7 +53,7 @@ from vibethink.core.errors import InvalidInput, NotAuthenticated, NotFound, Perm
 from vibethink.core.pagination import MAX_PAGE, Page
 from vibethink.deployments import service as deployment_service
 from vibethink.talent import service as talent_service
-from vibethink.tenancy.access import DbSession, Principal, enter_admin_context, require
+from vibethink.tenancy.access import DbSession, Principal, enter_admin_context, require, settings_of
 from vibethink.tenancy.permissions import Permission
 
 router = APIRouter(tags=["billing"])
@@ -162,9 +166,27 @@ async def import_subscriptions(
 
 @router.post("/celebrities/{celebrity_id}/purchases", status_code=201)
 async def record_purchase(
-    celebrity_id: uuid.UUID, body: PurchaseCreate, principal: BillingWriter, session: DbSession
+    celebrity_id: uuid.UUID,
+    body: PurchaseCreate,
+    principal: BillingWriter,
+    session: DbSession,
+    request: Request,
 ) -> PurchaseRead:
-    purchase = await service.record_purchase(session, principal, celebrity_id, body, now=_now())
+    """A one-time transaction: recorded as paid (ledger), or a Stripe Checkout link to hand the fan."""
+    settings = settings_of(request)
+    provider = provider_for(settings)
+    purchase = await service.record_purchase(
+        session, principal, celebrity_id, body, now=_now(), provider=provider.name
+    )
+    if not provider.pays_at_once:
+        checkout = await provider.begin_purchase(
+            purchase,
+            success_url=f"{settings.public_url}/billing/thanks",
+            cancel_url=f"{settings.public_url}/billing/cancelled",
+        )
+        purchase.checkout_url = checkout.url
+        purchase.external_id = checkout.external_id
+        await session.flush()
     return PurchaseRead.model_validate(purchase)
 
 
@@ -184,13 +206,24 @@ async def list_transactions(
 
 @router.post("/revenue-transactions/{transaction_id}/refund", status_code=201)
 async def refund(
-    transaction_id: uuid.UUID, body: Refund, principal: BillingWriter, session: DbSession
-) -> TransactionRead:
-    """Posts a reversing transaction (never edits the original) for all or part of a ledger payment."""
+    transaction_id: uuid.UUID, body: Refund, principal: BillingWriter, session: DbSession, request: Request
+) -> RefundResult:
+    """Refunds all or part of a payment. Ledger payments get their reversing transaction now (the
+    original is never edited); Stripe payments are refunded at Stripe, whose webhook posts the reversal."""
+    original = await ledger.get(session, principal.tenant_id, transaction_id)
+    if original.provider == "stripe":
+        charge = (original.external_ref or "").removeprefix("stripe:charge:")
+        if not original.external_ref or charge == original.external_ref:
+            raise InvalidInput("This Stripe payment has no charge to refund.")
+        provider = provider_for(settings_of(request))
+        refund_id = await provider.refund(
+            charge, body.amount_cents, idempotency_key=f"refund-{original.id}-{body.amount_cents or 'all'}"
+        )
+        return RefundResult(status="requested", provider_refund_id=refund_id)
     posted = await service.refund(
         session, principal, transaction_id, amount_cents=body.amount_cents, reason=body.reason, now=_now()
     )
-    return TransactionRead.model_validate(posted)
+    return RefundResult(status="posted", transaction=TransactionRead.model_validate(posted))
 
 
 # Statements
@@ -371,11 +404,13 @@ async def put_payout_settings(
 
 @router.post("/billing/payout-batches", status_code=201)
 async def create_payout_batch(
-    body: PayoutBatchCreate, principal: BillingWriter, session: DbSession
+    body: PayoutBatchCreate, principal: BillingWriter, session: DbSession, request: Request
 ) -> list[PayoutRead]:
     """One payout per talent of what its celebrity share owes through the month, less earlier payouts."""
     await _platform_admin(session, principal, "PAYOUT_BATCH_CREATED", f"payouts {body.month}")
     created = await payouts.create_batch(session, month=_month(body.month))
+    provider = provider_for(settings_of(request))
+    await payouts.send_transfers(session, provider, created)
     return [PayoutRead.model_validate(p) for p in created]
 
 
@@ -449,8 +484,13 @@ def _signed_in(fan: Fan) -> None:
 
 
 @fan_router.post("/fan/subscriptions", status_code=201)
-async def fan_subscribe(body: FanSubscribe, fan: CurrentFan, session: DbSession) -> SubscribeResult:
+async def fan_subscribe(
+    body: FanSubscribe, fan: CurrentFan, session: DbSession, request: Request
+) -> SubscribeResult:
+    """Subscribes the signed-in fan: paid at once (ledger), or a Stripe Checkout link to pay at."""
     _signed_in(fan)
+    settings = settings_of(request)
+    provider = provider_for(settings)
     tenant_id, celebrity_id = await _fan_twin(session, fan)
     tier = await service.tier_by_code(
         session, tenant_id=tenant_id, celebrity_id=celebrity_id, code=body.tier_code
@@ -463,8 +503,31 @@ async def fan_subscribe(body: FanSubscribe, fan: CurrentFan, session: DbSession)
         fan_key=fan.fan_key,
         started_at=_now(),
         deployment_id=fan.deployment_id,
+        provider=provider.name,
     )
-    return SubscribeResult(subscription=SubscriptionRead.model_validate(subscription))
+    checkout = await provider.begin_subscription(
+        subscription,
+        tier,
+        success_url=f"{settings.public_url}/billing/thanks",
+        cancel_url=f"{settings.public_url}/billing/cancelled",
+    )
+    return SubscribeResult(
+        subscription=SubscriptionRead.model_validate(subscription), checkout_url=checkout.url
+    )
+
+
+@fan_router.get("/fan/billing-portal")
+async def fan_billing_portal(fan: CurrentFan, session: DbSession, request: Request) -> PortalLink:
+    """A link to the payment provider's customer portal (cards, invoices) for the fan's subscription."""
+    settings = settings_of(request)
+    tenant_id, celebrity_id = await _fan_twin(session, fan)
+    found = await service.live_subscription(
+        session, tenant_id=tenant_id, celebrity_id=celebrity_id, fan_key=fan.fan_key
+    )
+    if found is None:
+        raise NotFound("You have no subscription to this twin.")
+    url = await provider_for(settings).portal_link(found.external_customer_id, return_url=settings.public_url)
+    return PortalLink(url=url)
 
 
 async def _own_subscription(session: DbSession, fan: Fan, subscription_id: uuid.UUID) -> FanSubscription:
@@ -488,27 +551,52 @@ async def fan_subscription(fan: CurrentFan, session: DbSession) -> SubscriptionR
 
 @fan_router.post("/fan/subscriptions/{subscription_id}/change")
 async def fan_change_tier(
-    subscription_id: uuid.UUID, body: TierChange, fan: CurrentFan, session: DbSession
+    subscription_id: uuid.UUID, body: TierChange, fan: CurrentFan, session: DbSession, request: Request
 ) -> SubscriptionRead:
     """Upgrade or downgrade now, prorated over the rest of the paid period."""
     subscription = await _own_subscription(session, fan, subscription_id)
     tier = await service.tier_by_code(
         session, tenant_id=subscription.tenant_id, celebrity_id=subscription.celebrity_id, code=body.tier_code
     )
+    if subscription.provider != "ledger":
+        await provider_for(settings_of(request)).change_tier(subscription, tier)
     await service.change_tier(session, subscription, tier, now=_now())
     return SubscriptionRead.model_validate(subscription)
 
 
 @fan_router.post("/fan/subscriptions/{subscription_id}/cancel")
-async def fan_cancel(subscription_id: uuid.UUID, fan: CurrentFan, session: DbSession) -> SubscriptionRead:
+async def fan_cancel(
+    subscription_id: uuid.UUID, fan: CurrentFan, session: DbSession, request: Request
+) -> SubscriptionRead:
     """Cancels at the end of the paid period; the tier stays until then."""
     subscription = await _own_subscription(session, fan, subscription_id)
+    if subscription.provider != "ledger":
+        await provider_for(settings_of(request)).set_cancel_at_period_end(subscription, True)
     await service.cancel(session, subscription, at_period_end=True, now=_now())
     return SubscriptionRead.model_validate(subscription)
 
 
 @fan_router.post("/fan/subscriptions/{subscription_id}/resume")
-async def fan_resume(subscription_id: uuid.UUID, fan: CurrentFan, session: DbSession) -> SubscriptionRead:
+async def fan_resume(
+    subscription_id: uuid.UUID, fan: CurrentFan, session: DbSession, request: Request
+) -> SubscriptionRead:
     subscription = await _own_subscription(session, fan, subscription_id)
+    if subscription.provider != "ledger":
+        await provider_for(settings_of(request)).set_cancel_at_period_end(subscription, False)
     await service.resume(session, subscription)
     return SubscriptionRead.model_validate(subscription)
+
+
+# Stripe webhooks (signed by Stripe; no API key)
+
+
+@router.post("/billing/webhooks/stripe", include_in_schema=False)
+async def stripe_webhook(request: Request, session: DbSession) -> dict[str, str]:
+    settings = settings_of(request)
+    event = webhooks.verify(
+        await request.body(), request.headers.get("stripe-signature"), settings.stripe_webhook_secret
+    )
+    provider = provider_for(settings)
+    if not isinstance(provider, StripeProvider):
+        raise InvalidInput("Stripe is not the configured payment provider.")
+    return {"status": await webhooks.handle(session, provider, event)}

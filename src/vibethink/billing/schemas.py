@@ -201,6 +201,18 @@ class Refund(BaseModel):
     reason: str = Field(default="", max_length=300)
 
 
+class RefundResult(BaseModel):
+    status: str = Field(
+        description="`posted`: the reversal is in the ledger; `requested`: the provider's webhook posts it."
+    )
+    transaction: TransactionRead | None = None
+    provider_refund_id: str | None = None
+
+
+class PortalLink(BaseModel):
+    url: str
+
+
 class AmountsRead(BaseModel):
     count: int
     gross_cents: int

@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     chat_history_turns: int = Field(default=12, ge=0)
     fan_token_max_age_seconds: int = Field(default=60 * 60 * 24 * 30, gt=0)
 
+    # Payments: `ledger` (offline: the platform records what it is told was paid) or `stripe`.
+    payment_provider: Literal["ledger", "stripe"] = "ledger"
+    stripe_api_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    subscription_grace_days: int = Field(default=7, ge=0, le=60)
+
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
         if self.environment == "production" and self.secret_key == DEVELOPMENT_SECRET:
