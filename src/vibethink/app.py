@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from vibethink.campaigns import routes as campaign_routes
+from vibethink.billing import routes as billing_routes
 from vibethink.chat import facade as chat_facade
 from vibethink.chat import routes as chat_routes
 from vibethink.core import ops
@@ -117,6 +118,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(deployment_routes.router, prefix="/api/v1")
     app.include_router(deployment_routes.widget_router, prefix="/api/v1")
     app.include_router(campaign_routes.router, prefix="/api/v1")
+    app.include_router(billing_routes.router, prefix="/api/v1")
+    app.include_router(billing_routes.fan_router, prefix="/api/v1")
     app.include_router(chat_facade.router)
     app.include_router(tenancy_pages.router)
     app.include_router(web_pages.router)

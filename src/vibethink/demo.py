@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibethink.billing import demo_tiers
 from vibethink.campaigns.models import Brand
 from vibethink.core import outbox
 from vibethink.core.database import Database, RlsContext
@@ -247,6 +248,7 @@ async def load(settings: Settings, *, db: Database | None = None) -> DemoReport:
                 )
                 tenants[talent.slug] = tenant_id
                 await _celebrity(session, report, tenant_id, talent)
+                report.created += await demo_tiers.ensure_tiers(session, tenant_id, talent.slug)
             for slug, name, category, website in BRANDS:
                 tenant_id = await _tenant(
                     session, report, slug=slug, name=name, kind=TenantKind.BRAND, tier=TenantTier.ENTERPRISE

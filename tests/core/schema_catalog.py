@@ -34,6 +34,8 @@ APPEND_ONLY_TABLES = frozenset(
         "event_deliveries",
         "interaction_events",
         "deployment_conversions",
+        "campaign_clicks",
+        "payment_events",
     }
 )
 # ... and not even the owner: a trigger rejects UPDATE, DELETE and TRUNCATE.
@@ -193,6 +195,13 @@ ROW_OVERRIDES: dict[str, dict[str, str]] = {
         "celebrity_share_cents": "700",
         "platform_share_cents": "300",
     },
+    "fan_subscriptions": {
+        "status": "ACTIVE",
+        "price_cents": "1000",
+        "current_period_start": "2026-01-01T00:00:00Z",
+        "current_period_end": "2026-02-01T00:00:00Z",
+    },
+    "purchases": {"amount_cents": "2500", "status": "PAID"},
 }
 
 

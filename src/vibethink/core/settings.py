@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     domain_verification_timeout_seconds: float = Field(default=5.0, gt=0)
     # Browser session tokens of the embedded widget (bound to tenant, deployment and origin).
     widget_session_seconds: int = Field(default=15 * 60, gt=0, le=15 * 60)
+    # Payments: `ledger` (offline: the platform records what it is told was paid) or `stripe`.
+    payment_provider: Literal["ledger", "stripe"] = "ledger"
+    stripe_api_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    subscription_grace_days: int = Field(default=7, ge=0, le=60)
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

@@ -27,6 +27,8 @@ class Permission(enum.StrEnum):
     DEPLOYMENTS_WRITE = "deployments:write"
     CAMPAIGNS_READ = "campaigns:read"
     CAMPAIGNS_WRITE = "campaigns:write"
+    BILLING_READ = "billing:read"
+    BILLING_WRITE = "billing:write"
 
 
 ALL_SCOPES = frozenset(p.value for p in Permission)
@@ -50,6 +52,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.DEPLOYMENTS_WRITE,
             Permission.CAMPAIGNS_READ,
             Permission.CAMPAIGNS_WRITE,
+            Permission.BILLING_READ,
         }
     ),
     Role.BRAND_MANAGER: frozenset(
@@ -63,6 +66,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.API_KEYS_WRITE,
             Permission.TENANT_READ,
             Permission.TENANT_WRITE,
+            Permission.BILLING_READ,
         }
     ),
 }
