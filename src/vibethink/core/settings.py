@@ -67,6 +67,21 @@ class Settings(BaseSettings):
     chat_history_turns: int = Field(default=12, ge=0)
     fan_token_max_age_seconds: int = Field(default=60 * 60 * 24 * 30, gt=0)
 
+    # Compliance evidence ledger: the Ed25519 signing key lives outside the database (a folder of
+    # keys, default `data_dir/compliance/keys`, or a base64 seed here), and so does the pseudonym pepper.
+    compliance_keys_dir: Path | None = None
+    compliance_signing_key: str | None = None
+    compliance_checkpoint_every: int = Field(default=1000, ge=1)
+
+    # Outgoing e-mail (scheduled compliance reports). No host: reports are kept, not mailed.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    smtp_from: str = "compliance@vibethink.local"
+    smtp_timeout_seconds: float = Field(default=15.0, gt=0)
+
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
         if self.environment == "production" and self.secret_key == DEVELOPMENT_SECRET:
