@@ -76,6 +76,7 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.UUID(), nullable=False),
         sa.Column("tree_size", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("root_hash", sa.String(length=64), nullable=False),
+        sa.Column("frontier", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("key_id", sa.String(length=40), nullable=True),
         sa.Column("signature", sa.String(length=128), nullable=True),

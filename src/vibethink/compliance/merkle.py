@@ -32,11 +32,13 @@ def _split(n: int) -> int:
     return k
 
 
-def root(leaves: Sequence[bytes]) -> bytes:
-    """MTH(D[n]) over leaf *hashes*, computed bottom-up in O(n) with O(log n) memory."""
-    if not leaves:
-        return EMPTY_ROOT
-    stack: list[tuple[int, bytes]] = []  # (subtree size, hash): sizes strictly decreasing powers of two
+Frontier = list[tuple[int, bytes]]
+"""The roots of the perfect subtrees a tree of n leaves decomposes into (sizes: n's binary digits)."""
+
+
+def extend(frontier: Frontier, leaves: Sequence[bytes]) -> Frontier:
+    """The frontier after appending leaf hashes: O(log n) state is enough to keep a root current."""
+    stack = list(frontier)
     for h in leaves:
         size, node = 1, h
         while stack and stack[-1][0] == size:
@@ -44,11 +46,25 @@ def root(leaves: Sequence[bytes]) -> bytes:
             node = node_hash(left, node)
             size <<= 1
         stack.append((size, node))
-    _, acc = stack.pop()
-    while stack:
-        _, left = stack.pop()
+    return stack
+
+
+def frontier_root(frontier: Frontier) -> bytes:
+    if not frontier:
+        return EMPTY_ROOT
+    acc = frontier[-1][1]
+    for _, left in reversed(frontier[:-1]):
         acc = node_hash(left, acc)
     return acc
+
+
+def frontier_size(frontier: Frontier) -> int:
+    return sum(size for size, _ in frontier)
+
+
+def root(leaves: Sequence[bytes]) -> bytes:
+    """MTH(D[n]) over leaf *hashes*, computed bottom-up in O(n) time and O(log n) memory."""
+    return frontier_root(extend([], leaves))
 
 
 def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:

@@ -121,6 +121,9 @@ class Checkpoint(Base):
     tenant_id: Mapped[uuid.UUID] = tenant_id_column()
     tree_size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     root_hash: Mapped[str] = mapped_column(String(64))
+    # The roots of the perfect subtrees at this size ([[size, hex], …]): the next checkpoint extends
+    # them with the leaves since, instead of rehashing the whole ledger.
+    frontier: Mapped[list[Any]] = mapped_column(JSONB)
     issued_at: Mapped[datetime]
     key_id: Mapped[str | None] = mapped_column(String(40))
     signature: Mapped[str | None] = mapped_column(String(128))

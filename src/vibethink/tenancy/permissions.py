@@ -23,6 +23,9 @@ class Permission(enum.StrEnum):
     MODERATION_READ = "moderation:read"
     MODERATION_WRITE = "moderation:write"
     CHAT_COMPLETIONS = "chat:completions"
+    COMPLIANCE_READ = "compliance:read"
+    COMPLIANCE_WRITE = "compliance:write"
+    COMPLIANCE_EVENTS = "compliance:events"
 
 
 ALL_SCOPES = frozenset(p.value for p in Permission)
@@ -42,6 +45,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.KNOWLEDGE_WRITE,
             Permission.MODERATION_READ,
             Permission.MODERATION_WRITE,
+            Permission.COMPLIANCE_READ,
         }
     ),
     Role.BRAND_MANAGER: frozenset(
@@ -53,6 +57,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.API_KEYS_WRITE,
             Permission.TENANT_READ,
             Permission.TENANT_WRITE,
+            Permission.COMPLIANCE_READ,
+            Permission.COMPLIANCE_WRITE,
+            Permission.COMPLIANCE_EVENTS,
         }
     ),
 }
