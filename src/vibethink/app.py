@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 
 from vibethink.chat import facade as chat_facade
 from vibethink.chat import routes as chat_routes
+from vibethink.compliance import routes as compliance_routes
 from vibethink.core import ops
 from vibethink.core.database import Database
 from vibethink.core.dispatcher import Dispatcher, default_registry
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(knowledge_routes.router, prefix="/api/v1")
     app.include_router(chat_routes.router, prefix="/api/v1")
     app.include_router(chat_routes.moderation_router, prefix="/api/v1")
+    app.include_router(compliance_routes.router, prefix="/api/v1")
     app.include_router(chat_facade.router)
     app.include_router(tenancy_pages.router)
     app.include_router(web_pages.router)

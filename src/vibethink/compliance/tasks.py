@@ -17,7 +17,14 @@ CONSUMER: Final = "compliance_evidence"
 
 
 def incoming(event: DeliveredEvent) -> ledger.IncomingEvent:
-    actor_ref = event.payload.get("actor_api_key_id") if event.actor_user_id is None else None
+    """The ledger's view of an outbox event; an actor named in the payload (spec shape) is a person."""
+    actor_ref = None
+    if event.actor_user_id is None:
+        named = event.payload.get("actor")
+        if isinstance(named, dict) and named.get("userId"):
+            actor_ref = str(named["userId"])
+        elif event.payload.get("actor_api_key_id"):
+            actor_ref = f"api_key:{event.payload['actor_api_key_id']}"
     return ledger.IncomingEvent(
         event_id=event.id,
         event_type=event.event_type,
@@ -25,7 +32,7 @@ def incoming(event: DeliveredEvent) -> ledger.IncomingEvent:
         payload=event.payload,
         source=ledger.Source.PLATFORM,
         actor_user_id=event.actor_user_id,
-        actor_ref=f"api_key:{actor_ref}" if actor_ref else None,
+        actor_ref=actor_ref,
     )
 
 

@@ -61,6 +61,12 @@ class Report:
     def first_problem(self) -> Problem | None:
         return self.problems[0] if self.problems else None
 
+    @property
+    def first_bad_record(self) -> Problem | None:
+        """The earliest record (by sequence) that fails a check."""
+        records = [p for p in self.problems if p.where.startswith("record ")]
+        return min(records, key=lambda p: int(p.where.split()[1]), default=None)
+
     def add(self, where: str, message: str) -> None:
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(Problem(where, message))
@@ -77,6 +83,7 @@ class Report:
             "root_hash": self.root_hash,
             "keys_trusted": self.keys_trusted,
             "first_problem": str(self.first_problem) if self.first_problem else None,
+            "first_bad_record": str(self.first_bad_record) if self.first_bad_record else None,
             "problems": [str(p) for p in self.problems],
             "warnings": self.warnings,
         }
