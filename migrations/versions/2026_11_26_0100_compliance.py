@@ -56,7 +56,7 @@ def upgrade() -> None:
         sa.Column("freshness_bp", sa.Integer(), nullable=False),
         sa.Column("automation_bp", sa.Integer(), nullable=False),
         sa.Column("result", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.Column("computed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.ForeignKeyConstraint(
             ["tenant_id"],
             ["tenants.id"],
@@ -68,7 +68,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_compliance_assessments_framework",
         "compliance_assessments",
-        ["tenant_id", "framework", "computed_at"],
+        ["tenant_id", "framework", "created_at"],
         unique=False,
     )
     op.create_table(

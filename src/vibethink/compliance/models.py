@@ -164,7 +164,7 @@ class Assessment(Base):
     """A readiness assessment of one framework, pinned to the ledger size it read."""
 
     __tablename__ = "compliance_assessments"
-    __table_args__ = (Index("ix_compliance_assessments_framework", "tenant_id", "framework", "computed_at"),)
+    __table_args__ = (Index("ix_compliance_assessments_framework", "tenant_id", "framework", "created_at"),)
 
     tenant_id: Mapped[uuid.UUID] = tenant_id_column()
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -177,7 +177,7 @@ class Assessment(Base):
     freshness_bp: Mapped[int] = mapped_column(Integer)
     automation_bp: Mapped[int] = mapped_column(Integer)
     result: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    computed_at: Mapped[datetime] = created_at_column()
+    created_at: Mapped[datetime] = created_at_column()
 
 
 class Report(Base):

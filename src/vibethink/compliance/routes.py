@@ -6,6 +6,8 @@ import base64
 import shutil
 import tempfile
 import uuid
+from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,12 +17,14 @@ from sqlalchemy import select
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
-from vibethink.compliance import ledger, service
+from vibethink.compliance import ledger, plans, readiness, service
 from vibethink.compliance.catalog import load_catalog
 from vibethink.compliance.export import write_export
 from vibethink.compliance.keys import key_store
-from vibethink.compliance.models import Checkpoint, CustomFramework, Evidence, EvidenceNote
+from vibethink.compliance.models import Assessment, Checkpoint, CustomFramework, Evidence, EvidenceNote
 from vibethink.compliance.schemas import (
+    AssessmentCreate,
+    AssessmentRead,
     CheckpointRead,
     ConsistencyProofRead,
     CustomFrameworkCreate,
@@ -29,10 +33,12 @@ from vibethink.compliance.schemas import (
     ErasureRequest,
     EvidenceRead,
     ExternalEventBatch,
+    GapRead,
     InclusionProofRead,
     NoteCreate,
     NoteRead,
     PublicKeyRead,
+    ReadinessSummary,
     RecordedEvidence,
     SettingsRead,
     SettingsUpdate,
@@ -40,7 +46,7 @@ from vibethink.compliance.schemas import (
 )
 from vibethink.compliance.state import TenantCompliance, load_state
 from vibethink.core.errors import InvalidInput, NotFound
-from vibethink.core.pagination import MAX_PAGE, Page
+from vibethink.core.pagination import MAX_PAGE, Page, newest_first
 from vibethink.core.settings import Settings
 from vibethink.tenancy.access import DbSession, Principal, require, settings_of
 from vibethink.tenancy.permissions import Permission
@@ -425,3 +431,155 @@ async def erase_people(
         session, principal, body.identifiers, pepper=settings.secret_key.encode()
     )
     return ErasureRead(erased=erased)
+
+
+def summary_read(fr: readiness.FrameworkReadiness, last: datetime | None = None) -> ReadinessSummary:
+    return ReadinessSummary(
+        framework=fr.framework,
+        name=fr.name,
+        readiness_percent=round(fr.score * 100, 1),
+        coverage_percent=round(fr.coverage * 100, 1),
+        freshness_percent=round(fr.freshness * 100, 1),
+        automation_percent=round(fr.automation * 100, 1),
+        total_requirements=fr.total_requirements,
+        assessed_requirements=fr.assessed_requirements,
+        met_requirements=fr.met_requirements,
+        gaps=len(fr.gaps),
+        critical_gaps=sum(1 for g in fr.gaps if g.severity == "CRITICAL"),
+        ledger_size=fr.ledger_size,
+        as_of=fr.as_of,
+        last_assessment_at=last,
+    )
+
+
+def assessment_read(a: Assessment, *, with_result: bool = False) -> AssessmentRead:
+    return AssessmentRead(
+        id=a.id,
+        framework=a.framework,
+        ledger_size=a.ledger_size,
+        as_of=a.as_of,
+        catalog_version=a.catalog_version,
+        readiness_percent=a.score_bp / 100,
+        coverage_percent=a.coverage_bp / 100,
+        freshness_percent=a.freshness_bp / 100,
+        automation_percent=a.automation_bp / 100,
+        computed_at=a.created_at,
+        result=a.result if with_result else None,
+    )
+
+
+def _offset(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    if not cursor.isdigit() or len(cursor) > 9:
+        raise InvalidInput("The cursor is not valid.", field="cursor")
+    return int(cursor)
+
+
+@router.get("/readiness")
+async def readiness_overview(principal: Reader, session: DbSession) -> list[ReadinessSummary]:
+    """Readiness per enabled framework, each with its coverage, freshness and automation (never summed)."""
+    state = await service.guarded_state(session, principal, write=False)
+    size = await ledger.head_size(session, principal.tenant_id)
+    return [
+        summary_read(await readiness.framework_readiness(session, state, code, size=size))
+        for code in state.tracked_frameworks
+    ]
+
+
+@router.get("/readiness/{framework}")
+async def framework_readiness(framework: str, principal: Reader, session: DbSession) -> dict[str, Any]:
+    state = await service.guarded_state(session, principal, write=False)
+    if framework not in state.tracked_frameworks:
+        raise NotFound(f"{framework} is not enabled for this tenant.")
+    result = await readiness.framework_readiness(session, state, framework)
+    return {
+        "summary": summary_read(result).model_dump(mode="json"),
+        "requirements": result.as_dict()["requirements"],
+    }
+
+
+@router.get("/gaps")
+async def list_gaps(
+    principal: Reader,
+    session: DbSession,
+    framework: Annotated[str | None, Query(max_length=60)] = None,
+    severity: Annotated[str | None, Query(pattern="^(CRITICAL|HIGH|MEDIUM|LOW)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=12)] = None,
+) -> Page[GapRead]:
+    """Gaps with severity, description, recommendation and effort, most severe first (not on FREE)."""
+    state = await service.guarded_state(session, principal, write=False)
+    readiness.require_gap_analysis(state)
+    codes = [framework] if framework else state.tracked_frameworks
+    if framework and framework not in state.tracked_frameworks:
+        raise NotFound(f"{framework} is not enabled for this tenant.")
+    size = await ledger.head_size(session, principal.tenant_id)
+    gaps = []
+    for code in codes:
+        gaps.extend((await readiness.framework_readiness(session, state, code, size=size)).gaps)
+    if severity:
+        gaps = [g for g in gaps if g.severity == severity]
+    gaps.sort(key=lambda g: (readiness.SEVERITY_ORDER[g.severity], -g.impact, g.framework, g.requirement_id))
+    start = _offset(cursor)
+    page = gaps[start : start + limit]
+    return Page[GapRead](
+        items=[GapRead(**asdict(g)) for g in page],
+        next_cursor=str(start + limit) if start + limit < len(gaps) else None,
+    )
+
+
+@router.get("/recommendations")
+async def ranked_recommendations(principal: Reader, session: DbSession) -> list[dict[str, Any]]:
+    """Controls to fix first, ranked by impact across every enabled framework (ENTERPRISE)."""
+    state = await service.guarded_state(session, principal, write=False)
+    plans.check_feature(state.plan, "ranked_recommendations")
+    size = await ledger.head_size(session, principal.tenant_id)
+    found = [
+        await readiness.framework_readiness(session, state, c, size=size) for c in state.tracked_frameworks
+    ]
+    return readiness.recommendations(found)
+
+
+@router.post("/assessments", status_code=201)
+async def create_assessment(body: AssessmentCreate, principal: Writer, session: DbSession) -> AssessmentRead:
+    await service.guarded_state(session, principal, write=True)
+    return assessment_read(
+        await readiness.assess(session, principal.tenant_id, body.framework), with_result=True
+    )
+
+
+@router.get("/assessments")
+async def list_assessments(
+    principal: Reader,
+    session: DbSession,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Page[AssessmentRead]:
+    await service.guarded_state(session, principal, write=False)
+    items, next_cursor = await newest_first(
+        session,
+        select(Assessment).where(Assessment.tenant_id == principal.tenant_id),
+        created_at=Assessment.created_at,
+        row_id=Assessment.id,
+        cursor=cursor,
+        limit=limit,
+    )
+    return Page[AssessmentRead](items=[assessment_read(a) for a in items], next_cursor=next_cursor)
+
+
+@router.get("/assessments/{assessment_id}")
+async def get_assessment(
+    assessment_id: uuid.UUID, principal: Reader, session: DbSession, recompute: bool = False
+) -> AssessmentRead:
+    """One assessment; `recompute=true` computes it again from the ledger prefix it pinned."""
+    await service.guarded_state(session, principal, write=False)
+    found = await session.get(Assessment, (principal.tenant_id, assessment_id))
+    if found is None:
+        raise NotFound("No such assessment.")
+    read = assessment_read(found, with_result=True)
+    if recompute:
+        again = await readiness.recompute(session, found)
+        read.result = {**again.as_dict(), "recomputed": True}
+        read.readiness_percent = again.score_bp / 100
+    return read

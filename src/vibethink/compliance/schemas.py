@@ -205,3 +205,50 @@ class ErasureRequest(Strict):
 
 class ErasureRead(BaseModel):
     erased: int
+
+
+class ReadinessSummary(BaseModel):
+    framework: str
+    name: str
+    readiness_percent: float
+    coverage_percent: float
+    freshness_percent: float
+    automation_percent: float
+    total_requirements: int
+    assessed_requirements: int
+    met_requirements: int
+    gaps: int
+    critical_gaps: int
+    ledger_size: int
+    as_of: datetime
+    last_assessment_at: datetime | None = None
+
+
+class GapRead(BaseModel):
+    framework: str
+    requirement_id: str
+    requirement_title: str
+    control_id: str | None
+    severity: str
+    description: str
+    recommendation: str
+    estimated_effort: str
+    impact: float
+
+
+class AssessmentCreate(Strict):
+    framework: str = Field(min_length=2, max_length=60)
+
+
+class AssessmentRead(BaseModel):
+    id: uuid.UUID
+    framework: str
+    ledger_size: int
+    as_of: datetime
+    catalog_version: str
+    readiness_percent: float
+    coverage_percent: float
+    freshness_percent: float
+    automation_percent: float
+    computed_at: datetime
+    result: dict[str, Any] | None = None

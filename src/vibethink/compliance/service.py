@@ -58,7 +58,7 @@ async def _latest_assessments(session: AsyncSession, tenant_id: uuid.UUID) -> di
         await session.scalars(
             select(Assessment)
             .where(Assessment.tenant_id == tenant_id)
-            .order_by(Assessment.framework, Assessment.computed_at.desc())
+            .order_by(Assessment.framework, Assessment.created_at.desc())
             .distinct(Assessment.framework)
         )
     ).all()
@@ -83,7 +83,7 @@ async def settings_read(session: AsyncSession, state: TenantCompliance) -> Setti
                 available=available,
                 required_plan=needed.value if needed else None,
                 configured_at=datetime.fromisoformat(enabled_at) if enabled_at else None,
-                last_assessment_at=assessment.computed_at if assessment else None,
+                last_assessment_at=assessment.created_at if assessment else None,
                 score_percent=assessment.score_bp / 100 if assessment else None,
             )
         )
