@@ -29,6 +29,9 @@ class Permission(enum.StrEnum):
     CAMPAIGNS_WRITE = "campaigns:write"
     BILLING_READ = "billing:read"
     BILLING_WRITE = "billing:write"
+    COMPLIANCE_READ = "compliance:read"
+    COMPLIANCE_WRITE = "compliance:write"
+    COMPLIANCE_EVENTS = "compliance:events"
 
 
 ALL_SCOPES = frozenset(p.value for p in Permission)
@@ -53,6 +56,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.CAMPAIGNS_READ,
             Permission.CAMPAIGNS_WRITE,
             Permission.BILLING_READ,
+            Permission.COMPLIANCE_READ,
         }
     ),
     Role.BRAND_MANAGER: frozenset(
@@ -67,6 +71,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.TENANT_READ,
             Permission.TENANT_WRITE,
             Permission.BILLING_READ,
+            Permission.COMPLIANCE_READ,
+            Permission.COMPLIANCE_WRITE,
+            Permission.COMPLIANCE_EVENTS,
         }
     ),
 }
