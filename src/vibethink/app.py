@@ -14,8 +14,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from vibethink.campaigns import routes as campaign_routes
 from vibethink.billing import routes as billing_routes
+from vibethink.campaigns import routes as campaign_routes
 from vibethink.chat import facade as chat_facade
 from vibethink.chat import routes as chat_routes
 from vibethink.compliance import routes as compliance_routes
