@@ -86,9 +86,7 @@ class TestSchemasCommand:
         schema.write_text(json.dumps({"type": "object", "properties": {"theme": {"type": "string"}}}))
         defaults = tmp_path / "defaults.json"
         defaults.write_text(json.dumps({"theme": "dark"}))
-        code, output = run(
-            cli_env, "schemas", "add", "fan_profile", str(schema), "--defaults", str(defaults)
-        )
+        code, output = run(cli_env, "schemas", "add", "fan_profile", str(schema), "--defaults", str(defaults))
         assert code == 0, output
         assert "added fan_profile version 1" in output
         assert '{"theme": "dark"}' in output
