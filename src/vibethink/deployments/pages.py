@@ -147,7 +147,14 @@ def _price(cents: int, currency: str) -> str:
     return f"{symbol}{amount}" if symbol else f"{amount} {currency.upper()}"
 
 
-async def _tiers(session: AsyncSession, deployment: ResolvedDeployment) -> list[PricingTier]:
+async def _tiers(
+    session: AsyncSession, deployment: ResolvedDeployment, fan: Fan
+) -> tuple[resolver.Tier, ...]:
+    """The twin's active tiers, cached per process (a trigger announces every change)."""
+    cached = resolver.cache.tiers(deployment.celebrity_id)
+    if cached is not None:
+        return cached
+    await apply_context(session, chat_service.fan_rls(fan, deployment.tenant_id))
     query = (
         select(PricingTier)
         .where(
@@ -157,10 +164,21 @@ async def _tiers(session: AsyncSession, deployment: ResolvedDeployment) -> list[
         )
         .order_by(PricingTier.sort_order, PricingTier.monthly_price_cents)
     )
-    return list((await session.scalars(query)).all())
+    found = tuple(
+        resolver.Tier(
+            code=t.code,
+            name=t.name,
+            monthly_price_cents=t.monthly_price_cents,
+            currency=t.currency,
+            perks=tuple(str(p) for p in (t.entitlements.get("perks") or []) if isinstance(p, str))[:8],
+        )
+        for t in (await session.scalars(query)).all()
+    )
+    resolver.cache.put_tiers(deployment.celebrity_id, found)
+    return found
 
 
-def gate(items: list[Any], tiers: list[PricingTier], fan_tier: str) -> list[ContentView]:
+def gate(items: list[Any], tiers: tuple[resolver.Tier, ...], fan_tier: str) -> list[ContentView]:
     """Premium content as this fan may see it: the body only at or above the item's tier."""
     # Every fan holds FREE; paid tiers rank by their order on the page.
     rank = {FREE_TIER: 0, **{t.code.upper(): i + 1 for i, t in enumerate(tiers)}}
@@ -229,9 +247,11 @@ async def render_twin_page(
     if not deployment.is_live(datetime.now(UTC)):
         raise TwinUnavailable()
     fan, token, fresh = await _fan(request, session, settings, deployment)
-    await apply_context(session, chat_service.fan_rls(fan, deployment.tenant_id))
-    tiers = await _tiers(session, deployment)
+    tiers = await _tiers(session, deployment, fan)
     twin = await chat_service.deployed_twin(session, deployment.id, tenant_id=deployment.tenant_id)
+    if fan.user_id is not None:
+        # A signed-in fan may hold a subscription: the tier lookup reads the talent's rows.
+        await apply_context(session, chat_service.fan_rls(fan, deployment.tenant_id))
     fan_tier = await chat_service.fan_tier(session, twin, fan)
     branding = deployment.section("branding")
     hide_marks = white_label or bool(branding.get("hidePlatformMarks"))
@@ -267,7 +287,7 @@ async def render_twin_page(
                 code=t.code,
                 name=t.name,
                 price=_price(t.monthly_price_cents, t.currency),
-                perks=[str(p) for p in (t.entitlements.get("perks") or []) if isinstance(p, str)][:8],
+                perks=list(t.perks),
                 is_current=t.code.upper() == fan_tier.upper(),
             )
             for t in tiers
