@@ -220,3 +220,23 @@ class TestWhiteLabel:
         deployment_ids = [line for line in page.split() if line.startswith("data-deployment=")]
         mine_page = (await client.get("/", headers={"Host": mine})).text
         assert deployment_ids != [line for line in mine_page.split() if line.startswith("data-deployment=")]
+
+
+class TestTlsAsk:
+    async def test_the_proxy_gets_a_certificate_only_for_verified_domains(
+        self, client: httpx.AsyncClient, db: Database, talent: ChatTwin
+    ) -> None:
+        site = TestWhiteLabel()
+        verified = await site._site(client, db, talent, verified=True)
+        pending = await site._site(client, db, talent, verified=False)
+        assert (await client.get("/internal/tls/ask", params={"domain": verified})).status_code == 200
+        assert (await client.get("/internal/tls/ask", params={"domain": pending})).status_code == 404
+        assert (
+            await client.get("/internal/tls/ask", params={"domain": "nobody.example.net"})
+        ).status_code == 404
+
+
+class TestProbes:
+    async def test_health_probes_answer_on_any_host(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/healthz", headers={"Host": "10.0.0.5:8000"})
+        assert response.status_code == 200

@@ -228,7 +228,7 @@ class TestFrame:
         response = await client.get(f"/widget/frame/{created['widget_key']}")
         assert response.status_code == 200
         assert response.headers["content-security-policy"] == (
-            "frame-ancestors https://andrescantor.example.com http://*.fans.example.org https://*.fans.example.org"
+            "frame-ancestors 'self' https://andrescantor.example.com http://*.fans.example.org https://*.fans.example.org"
         )
         assert "x-frame-options" not in response.headers
         assert "data-vt-chat" in response.text

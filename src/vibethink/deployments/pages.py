@@ -362,6 +362,16 @@ async def widget_frame(widget_key: str, request: Request, session: DbSession) ->
     return response
 
 
+@router.get("/internal/tls/ask")
+async def tls_ask(request: Request, session: DbSession, domain: str = "") -> Response:
+    """A reverse proxy's on-demand TLS check: 200 only for a verified, live white-label domain."""
+    name = domain.strip().lower().rstrip(".")
+    found = await resolver.by_host(session, name) if 0 < len(name) <= 253 else None
+    if found is None or not found.domain_verified or found.type is not DeploymentType.WHITE_LABEL:
+        return Response("unknown domain", status_code=404, media_type="text/plain")
+    return Response("ok", media_type="text/plain")
+
+
 @router.get("/_site", response_class=HTMLResponse)
 async def white_label_site(request: Request, session: DbSession) -> Response:
     deployment = getattr(request.state, "white_label", None)
