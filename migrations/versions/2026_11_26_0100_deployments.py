@@ -2,7 +2,7 @@
 campaign requests from brands, conversions, public resolvers and change notifications.
 
 Revision ID: 0007_deployments
-Revises: 0006_chat_public
+Revises: 0011_search_big_twins
 Create Date: 2026-11-26 01:00:00+00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0007_deployments"
-down_revision: str | None = "0006_chat_public"
+down_revision: str | None = "0011_search_big_twins"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -14,9 +14,11 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from vibethink.billing import routes as billing_routes
 from vibethink.campaigns import routes as campaign_routes
 from vibethink.chat import facade as chat_facade
 from vibethink.chat import routes as chat_routes
+from vibethink.compliance import routes as compliance_routes
 from vibethink.core import ops
 from vibethink.core.database import Database
 from vibethink.core.dispatcher import Dispatcher, default_registry
@@ -108,15 +110,19 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     ops.install(app)
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
     install_api_docs(app)
+    # Routes are matched in order: the chat, the busiest by far, first.
+    app.include_router(chat_routes.router, prefix="/api/v1")
     app.include_router(tenancy_routes.router, prefix="/api/v1")
     app.include_router(talent_routes.router, prefix="/api/v1")
     app.include_router(twin_routes.router, prefix="/api/v1")
     app.include_router(knowledge_routes.router, prefix="/api/v1")
-    app.include_router(chat_routes.router, prefix="/api/v1")
     app.include_router(chat_routes.moderation_router, prefix="/api/v1")
     app.include_router(deployment_routes.router, prefix="/api/v1")
     app.include_router(deployment_routes.widget_router, prefix="/api/v1")
     app.include_router(campaign_routes.router, prefix="/api/v1")
+    app.include_router(billing_routes.router, prefix="/api/v1")
+    app.include_router(billing_routes.fan_router, prefix="/api/v1")
+    app.include_router(compliance_routes.router, prefix="/api/v1")
     app.include_router(chat_facade.router)
     app.include_router(tenancy_pages.router)
     app.include_router(web_pages.router)

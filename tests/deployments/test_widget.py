@@ -27,6 +27,10 @@ async def session(
     return await client.post("/api/v1/widget/sessions", json={"deployment_key": key, **body}, headers=headers)
 
 
+def flip_last(signature: str) -> str:
+    return signature[:-1] + ("1" if signature[-1] == "0" else "0")
+
+
 def sign(secret: str, user_id: str) -> str:
     return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
 
@@ -184,7 +188,7 @@ class TestIdentityVerification:
         "tamper",
         [
             lambda s: {"user_id": "user-43", "user_signature": sign(s, "user-42")},
-            lambda s: {"user_id": "user-42", "user_signature": sign(s, "user-42")[:-1] + "0"},
+            lambda s: {"user_id": "user-42", "user_signature": flip_last(sign(s, "user-42"))},
             lambda s: {"user_id": "user-42", "user_signature": sign("vtid_other", "user-42")},
             lambda s: {"user_id": "user-42"},
         ],

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibethink.chat import memory, moderation
@@ -37,6 +37,7 @@ from vibethink.chat.tokens import TOKEN_PREFIX, Fan, user_fan
 from vibethink.chat.turn import Turn, TurnResult, prepare
 from vibethink.core.database import RlsContext, apply_context
 from vibethink.core.errors import InvalidInput, ModelUnavailable, NotAuthenticated, PlatformError
+from vibethink.core.http import EventStreamResponse
 from vibethink.deployments import widget
 from vibethink.deployments.models import DeploymentType
 from vibethink.tenancy.access import DbSession, Principal, database, require, session_user, settings_of
@@ -49,7 +50,6 @@ moderation_router = APIRouter(tags=["moderation"])
 
 ModerationReader = Annotated[Principal, Depends(require(Permission.MODERATION_READ))]
 ModerationWriter = Annotated[Principal, Depends(require(Permission.MODERATION_WRITE))]
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def presented_fan_token(request: Request) -> str | None:
@@ -213,17 +213,14 @@ async def send_message(
     """Sends the fan's message; the reply streams as server-sent events (`delta`…, `done`, `[DONE]`)
     or, with `stream: false`, comes back whole."""
     settings = settings_of(request)
-    # The read is its own short transaction: no connection is held while the model streams.
-    async with database(request).transaction(fan_context(fan)) as session:
-        prepared = await prepare(session, settings, fan, conversation_id, content=body.content)
+    # The read is one call of its own: no connection is held while the model streams.
+    prepared = await prepare(database(request), settings, fan, conversation_id, content=body.content)
     turn = Turn(settings, prepared)
     streaming = (
         body.stream if body.stream is not None else "text/event-stream" in request.headers.get("accept", "")
     )
     if streaming:
-        return StreamingResponse(
-            _event_stream(turn, request), media_type="text/event-stream", headers=SSE_HEADERS
-        )
+        return EventStreamResponse(_event_stream(turn, request))
     async for _ in turn.deltas():
         pass
     result = await turn.finish(database(request))

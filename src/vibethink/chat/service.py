@@ -6,11 +6,13 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final
 
 from sqlalchemy import select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibethink.billing import quotas
 from vibethink.chat import twins
 from vibethink.chat.models import Conversation, Message, MessageStatus
 from vibethink.chat.tokens import Fan, FanTokens, IssuedToken
@@ -39,7 +41,13 @@ FAN_CONVERSATION_SQL = text("SELECT tenant_id, deployment_id FROM chat_fan_conve
 
 
 def fan_tokens(settings: Settings) -> FanTokens:
-    return FanTokens(settings.secret_key, settings.fan_token_max_age_seconds)
+    """The process's token signer for these settings (one, so verified tokens are remembered)."""
+    return _fan_tokens(settings.secret_key, settings.fan_token_max_age_seconds)
+
+
+@lru_cache(maxsize=8)
+def _fan_tokens(secret_key: str, max_age_seconds: int) -> FanTokens:
+    return FanTokens(secret_key, max_age_seconds)
 
 
 async def deployed_twin(
@@ -77,8 +85,12 @@ def require_live(twin: DeployedTwin) -> DeployedTwin:
 
 
 async def fan_tier(session: AsyncSession, twin: DeployedTwin, fan: Fan) -> str:
-    """The fan's pricing tier for this twin; every fan is FREE until subscriptions exist."""
-    return "FREE"
+    """The fan's pricing tier for this twin (a live subscription's, else the talent's free tier);
+    the session's RLS context must be the twin's tenant."""
+    found = await quotas.allowance(
+        session, tenant_id=twin.tenant_id, celebrity_id=twin.celebrity_id, fan_key=fan.fan_key
+    )
+    return found.tier_code
 
 
 def fan_rls(fan: Fan, tenant_id: uuid.UUID) -> RlsContext:

@@ -7,6 +7,7 @@ so a request that carries one needs no database round trip to know who and where
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,8 @@ TOKEN_PREFIX: Final = "vt_fan_"  # noqa: S105 - a prefix, not a secret
 SALT: Final = "vibethink.fan-token.v1"
 ANON: Final = "anon:"
 USER: Final = "user:"
+# Tokens already verified, kept until they expire: a fan sends the same one with every message.
+VERIFIED_CAPACITY: Final = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,7 @@ class FanTokens:
     def __init__(self, secret_key: str, max_age_seconds: int) -> None:
         self._serializer = URLSafeTimedSerializer(secret_key, salt=SALT)
         self.max_age_seconds = max_age_seconds
+        self._verified: dict[str, tuple[Fan, float]] = {}
 
     def issue(
         self,
@@ -72,10 +76,26 @@ class FanTokens:
         return IssuedToken(token=token, fan_key=key, expires_at=expires_at)
 
     def read(self, token: str) -> Fan:
+        """The fan a token names; InvalidFanToken when it is forged, malformed or expired."""
+        known = self._verified.get(token)
+        if known is not None:
+            if time.time() < known[1]:
+                return known[0]
+            del self._verified[token]
+        fan, expires_at = self._verify(token)
+        if len(self._verified) >= VERIFIED_CAPACITY:
+            self._verified.clear()
+        self._verified[token] = (fan, expires_at)
+        return fan
+
+    def _verify(self, token: str) -> tuple[Fan, float]:
+        """The fan and the moment (epoch seconds) its token stops being valid."""
         if not token.startswith(TOKEN_PREFIX):
             raise InvalidFanToken()
         try:
-            payload = self._serializer.loads(token[len(TOKEN_PREFIX) :], max_age=self.max_age_seconds)
+            payload, signed_at = self._serializer.loads(
+                token[len(TOKEN_PREFIX) :], max_age=self.max_age_seconds, return_timestamp=True
+            )
         except SignatureExpired as exc:
             raise InvalidFanToken("The fan token has expired; start a new chat session.") from exc
         except BadSignature as exc:
@@ -89,11 +109,15 @@ class FanTokens:
             expires = int(payload["x"]) if "x" in payload else None
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidFanToken() from exc
-        if expires is not None and datetime.now(UTC).timestamp() >= expires:
-            raise InvalidFanToken("The fan token has expired; start a new chat session.")
-        return Fan(
+        expires_at = signed_at.timestamp() + self.max_age_seconds
+        if expires is not None:
+            if time.time() >= expires:
+                raise InvalidFanToken("The fan token has expired; start a new chat session.")
+            expires_at = min(expires_at, float(expires))
+        fan = Fan(
             fan_key=fan_key, tenant_id=tenant_id, deployment_id=deployment_id, user_id=user_id, origin=origin
         )
+        return fan, expires_at
 
 
 def user_fan(user_id: uuid.UUID) -> Fan:

@@ -27,6 +27,11 @@ class Permission(enum.StrEnum):
     DEPLOYMENTS_WRITE = "deployments:write"
     CAMPAIGNS_READ = "campaigns:read"
     CAMPAIGNS_WRITE = "campaigns:write"
+    BILLING_READ = "billing:read"
+    BILLING_WRITE = "billing:write"
+    COMPLIANCE_READ = "compliance:read"
+    COMPLIANCE_WRITE = "compliance:write"
+    COMPLIANCE_EVENTS = "compliance:events"
 
 
 ALL_SCOPES = frozenset(p.value for p in Permission)
@@ -50,6 +55,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.DEPLOYMENTS_WRITE,
             Permission.CAMPAIGNS_READ,
             Permission.CAMPAIGNS_WRITE,
+            Permission.BILLING_READ,
+            Permission.COMPLIANCE_READ,
         }
     ),
     Role.BRAND_MANAGER: frozenset(
@@ -63,6 +70,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.API_KEYS_WRITE,
             Permission.TENANT_READ,
             Permission.TENANT_WRITE,
+            Permission.BILLING_READ,
+            Permission.COMPLIANCE_READ,
+            Permission.COMPLIANCE_WRITE,
+            Permission.COMPLIANCE_EVENTS,
         }
     ),
 }
