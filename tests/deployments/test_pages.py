@@ -240,3 +240,27 @@ class TestProbes:
     async def test_health_probes_answer_on_any_host(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/healthz", headers={"Host": "10.0.0.5:8000"})
         assert response.status_code == 200
+
+
+class TestCampaignConversions:
+    async def test_a_subscribe_click_on_a_campaign_page_counts_for_the_campaign(
+        self, client: httpx.AsyncClient, db: Database, talent: ChatTwin
+    ) -> None:
+        await add_tiers(db, talent)
+        made = await create(
+            client,
+            talent,
+            type="BRAND_CAMPAIGN",
+            name="Cola",
+            slug="cola-cup",
+            config={"brandName": "Coca-Cola"},
+        )
+        page = await client.get(f"/{await slug_of(db, talent)}/c/cola-cup")
+        assert 'action="/' in page.text
+        assert "/c/cola-cup/subscribe" in page.text
+        clicked = await client.post(
+            f"/{await slug_of(db, talent)}/c/cola-cup/subscribe", data={"tier": "VIP"}
+        )
+        assert clicked.status_code == 303
+        stats = (await client.get(f"/api/v1/deployments/{made['id']}/stats", headers=talent.headers)).json()
+        assert stats["conversions_by_kind"] == {"SUBSCRIBE_CLICK": 1}

@@ -294,7 +294,7 @@ async def render_twin_page(
         ],
         "fan_tier": fan_tier,
         "premium": gate(list(deployment.config.get("premiumContent") or []), tiers, fan_tier),
-        "subscribe_action": "/subscribe" if white_label else f"/{deployment.celebrity_slug}/subscribe",
+        "subscribe_action": _subscribe_action(deployment, white_label=white_label),
         "chosen_tier": request.query_params.get("tier"),
     }
     templates: Jinja2Templates = request.app.state.templates
@@ -312,6 +312,15 @@ async def render_twin_page(
             path="/",
         )
     return response
+
+
+def _subscribe_action(deployment: ResolvedDeployment, *, white_label: bool) -> str:
+    """Where the page's subscribe buttons post, so the conversion counts for this deployment."""
+    if white_label:
+        return "/subscribe"
+    if deployment.type is DeploymentType.BRAND_CAMPAIGN and deployment.slug:
+        return f"/{deployment.celebrity_slug}/c/{deployment.slug}/subscribe"
+    return f"/{deployment.celebrity_slug}/subscribe"
 
 
 def _slug(value: str) -> str:
@@ -434,3 +443,15 @@ async def campaign_page(slug: str, campaign: str, request: Request, session: DbS
 
 
 WIDGET_JS: Final = (STATIC_DIR / "widget.js").read_bytes() if (STATIC_DIR / "widget.js").exists() else b""
+
+
+@router.post("/{slug}/c/{campaign}/subscribe")
+async def campaign_subscribe(
+    slug: str, campaign: str, request: Request, session: DbSession, tier: str = Form("")
+) -> Response:
+    deployment = await resolver.by_campaign(session, _slug(slug), _slug(campaign))
+    if deployment is None:
+        raise NotFound("No such page.")
+    return await _subscribe(
+        request, session, deployment, tier, f"/{deployment.celebrity_slug}/c/{deployment.slug}"
+    )
