@@ -47,8 +47,10 @@ class TestTalentRevenuePage:
             assert "$175.00" in html  # the celebrity's 70 %
             assert "$75.00" in html
             assert "One-time purchases" in html
-            assert "<svg" in html and html.count("<rect") == 12
-            assert "Premium" in html and "200 messages/day" in html
+            assert "<svg" in html
+            assert html.count("<rect") == 12
+            assert "Premium" in html
+            assert "200 messages/day" in html
             month = datetime.now(UTC).strftime("%Y-%m")
             csv = await owner.get(f"/api/v1/celebrities/{talent.celebrity_id}/statements/{month}/csv")
             assert csv.status_code == 200
