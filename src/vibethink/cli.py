@@ -9,6 +9,7 @@ import warnings
 
 import typer
 
+from vibethink.billing.commands import billing_app
 from vibethink.core import migrations
 from vibethink.core.database import Database, owner_url, stop_embedded
 from vibethink.core.settings import get_settings
@@ -27,6 +28,7 @@ app.add_typer(schemas_app, name="schemas")
 app.add_typer(demo_app, name="demo")
 app.add_typer(user_app, name="user")
 app.add_typer(api_key_app, name="api-key")
+app.add_typer(billing_app, name="billing")
 
 
 @app.command()
