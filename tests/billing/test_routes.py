@@ -291,3 +291,49 @@ class TestTenantIsolation:
 async def test_other_talent_fixture_is_distinct(db: Database, unique: str) -> None:
     a, b = await make_talent(db, unique), await make_talent(db, f"{unique}x")
     assert a.tenant.id != b.tenant.id
+
+
+class TestCampaignClicks:
+    async def test_a_fan_click_through_on_a_campaign_deployment_is_counted(
+        self, client: httpx.AsyncClient, db: Database, talent: Talent, unique: str
+    ) -> None:
+        from sqlalchemy import text
+
+        from tests.factories import ADMIN
+
+        brand_tenant, brand = await make_brand(db, unique)
+        deployment = await make_deployment(db, talent.tenant.id, talent.celebrity_id, type="BRAND_CAMPAIGN")
+        campaign = await make_campaign(
+            db,
+            talent.tenant.id,
+            talent.celebrity_id,
+            brand_tenant_id=brand_tenant.id,
+            brand_id=brand,
+            starts_at=datetime(2026, 1, 1, tzinfo=UTC),
+            ends_at=None,
+            fee_cents=0,
+            cpc_cents=40,
+        )
+        async with db.transaction(ADMIN) as s:
+            await s.execute(
+                text("UPDATE brand_campaigns SET deployment_id = :d WHERE id = :c"),
+                {"d": deployment, "c": campaign},
+            )
+        fan = await _fan_token(client, deployment)
+        clicked = await client.post(
+            "/api/v1/fan/campaign-clicks", headers=fan, json={"target": "https://brand.test/promo"}
+        )
+        assert clicked.status_code == 201, clicked.text
+        portal = await make_deployment(db, talent.tenant.id, talent.celebrity_id)
+        elsewhere = await client.post(
+            "/api/v1/fan/campaign-clicks", headers=await _fan_token(client, portal), json={}
+        )
+        assert elsewhere.status_code == 422
+        assert elsewhere.json()["error"]["code"] == "not_a_campaign"
+        async with db.transaction(ADMIN) as s:
+            count = (
+                await s.execute(
+                    text("SELECT count(*) FROM campaign_clicks WHERE campaign_id = :c"), {"c": campaign}
+                )
+            ).scalar_one()
+        assert count == 1

@@ -25,8 +25,9 @@ from vibethink.deployments.models import Deployment, DeploymentStatus, Deploymen
 
 BILLABLE_CAMPAIGNS = (CampaignStatus.APPROVED, CampaignStatus.ACTIVE, CampaignStatus.COMPLETED)
 IMPRESSIONS_SQL = text(
+    # An impression is a reply the fan saw: answered, or answered after an output rewrite.
     "SELECT count(*) FROM interaction_events WHERE tenant_id = :tenant AND campaign_id = :campaign"
-    " AND occurred_at < :end"
+    " AND occurred_at < :end AND outcome IN ('answered', 'rewritten')"
 )
 CLICKS_SQL = text(
     "SELECT count(*) FROM campaign_clicks WHERE tenant_id = :tenant AND campaign_id = :campaign"

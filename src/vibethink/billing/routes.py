@@ -16,6 +16,7 @@ from vibethink.billing.providers.stripe_gateway import StripeProvider
 from vibethink.billing.schemas import (
     AmountsRead,
     BrandCostRead,
+    CampaignClickCreate,
     CloseMonth,
     CloseResult,
     FanSubscribe,
@@ -585,6 +586,20 @@ async def fan_resume(
         await provider_for(settings_of(request)).set_cancel_at_period_end(subscription, False)
     await service.resume(session, subscription)
     return SubscriptionRead.model_validate(subscription)
+
+
+@fan_router.post("/fan/campaign-clicks", status_code=201)
+async def fan_campaign_click(
+    body: CampaignClickCreate, fan: CurrentFan, session: DbSession
+) -> dict[str, str]:
+    """Counts the fan's click-through on the campaign's call to action (what CPC bills)."""
+    tenant_id, _ = await _fan_twin(session, fan)
+    if fan.deployment_id is None:  # pragma: no cover - _fan_twin refuses tokens without one
+        raise NotFound("This twin is not available.")
+    click_id = await service.record_click(
+        session, tenant_id=tenant_id, deployment_id=fan.deployment_id, fan_key=fan.fan_key, target=body.target
+    )
+    return {"id": str(click_id)}
 
 
 # Stripe webhooks (signed by Stripe; no API key)

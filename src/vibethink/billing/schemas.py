@@ -201,6 +201,12 @@ class Refund(BaseModel):
     reason: str = Field(default="", max_length=300)
 
 
+class CampaignClickCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    target: str = Field(default="", max_length=2000, description="Where the call to action led.")
+
+
 class RefundResult(BaseModel):
     status: str = Field(
         description="`posted`: the reversal is in the ledger; `requested`: the provider's webhook posts it."
