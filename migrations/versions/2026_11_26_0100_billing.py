@@ -1,7 +1,7 @@
 """Billing: fan subscriptions, one-time purchases, deployment fees, usage quotas, webhook events, payouts
 
 Revision ID: 0008_billing
-Revises: 0006_chat_public
+Revises: 0007_deployments
 Create Date: 2026-11-26 01:00:00+00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_billing"
-down_revision: str | None = "0006_chat_public"
+down_revision: str | None = "0007_deployments"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

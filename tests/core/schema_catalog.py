@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
 from typing import Any
@@ -26,6 +27,16 @@ GLOBAL_TABLES = frozenset({"login_attempts", "jsonb_schemas", "alembic_version"}
 # Platform-level tables without a tenant_id column, isolated by their own policies.
 PLATFORM_TABLES = frozenset({"tenants", "users", "auth_sessions"})
 # History no role may rewrite: the app role only appends.
+COMPLIANCE_HISTORY = frozenset(
+    {
+        "compliance_settings",
+        "compliance_evidence",
+        "compliance_checkpoints",
+        "compliance_evidence_notes",
+        "compliance_assessments",
+        "compliance_reports",
+    }
+)
 APPEND_ONLY_TABLES = frozenset(
     {
         "audit_log",
@@ -33,12 +44,14 @@ APPEND_ONLY_TABLES = frozenset(
         "platform_events",
         "event_deliveries",
         "interaction_events",
+        "deployment_conversions",
         "campaign_clicks",
         "payment_events",
     }
+    | COMPLIANCE_HISTORY
 )
 # ... and not even the owner: a trigger rejects UPDATE, DELETE and TRUNCATE.
-IMMUTABLE_TABLES = frozenset({"audit_log", "revenue_transactions"})
+IMMUTABLE_TABLES = frozenset({"audit_log", "revenue_transactions"} | COMPLIANCE_HISTORY)
 
 # Tenant tables, as the models describe them (collection time); the catalog test checks they are
 # exactly the tables pg_catalog reports, so a table added only in a migration fails the suite too.
@@ -186,6 +199,8 @@ ROW_OVERRIDES: dict[str, dict[str, str]] = {
     "memberships": {"role": "TALENT_OWNER"},
     "platform_events": {"status": "DONE"},
     "knowledge_chunks": {"tsv": "'seeded':1"},
+    "compliance_reports": {"document": "\\x7b7d", "pdf": "\\x25504446"},
+    "compliance_person_keys": {"secret": "\\x00"},
     "revenue_transactions": {
         "currency": "USD",
         "gross_cents": "1000",
@@ -201,6 +216,26 @@ ROW_OVERRIDES: dict[str, dict[str, str]] = {
         "current_period_end": "2026-02-01T00:00:00Z",
     },
     "purchases": {"amount_cents": "2500", "status": "PAID"},
+}
+
+
+def _next_in_chain(key: str, link: str | None) -> Callable[[dict[str, str] | None], dict[str, str]]:
+    """Values that continue a per-tenant sequence after the tenant's previous row (or start it at 1)."""
+
+    def values(previous: dict[str, str] | None) -> dict[str, str]:
+        if previous is None:
+            return {key: "1"}
+        following = {key: str(int(previous[key]) + 1)}
+        return {**following, link: previous[key]} if link else following
+
+    return values
+
+
+# Tables whose rows continue a gapless per-tenant sequence: a new row depends on the tenant's last one.
+ROW_SEQUELS: dict[str, Callable[[dict[str, str] | None], dict[str, str]]] = {
+    "compliance_evidence": _next_in_chain("seq", "prev_seq"),
+    "compliance_settings": _next_in_chain("version", None),
+    "compliance_checkpoints": _next_in_chain("tree_size", None),
 }
 
 
@@ -237,6 +272,8 @@ class RowBuilder:
         """A fresh row of `table` for `world`'s tenant, its parents taken from the world's rows."""
         spec = self.tables[table]
         values = dict(ROW_OVERRIDES.get(table, {}))
+        if table in ROW_SEQUELS:
+            values.update(ROW_SEQUELS[table](world.rows.get(table)))
         if table == "tenants":
             values.update(id=str(world.tenant_id), slug=f"t-{uuid.uuid4().hex[:12]}")
         elif table == "users":

@@ -33,6 +33,14 @@ class Entitlements(BaseModel):
     premium_content: bool = False
     voice_minutes: int = Field(default=0, ge=0, le=1_000_000)
     video_minutes: int = Field(default=0, ge=0, le=1_000_000)
+    perks: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=20, description="What the portal lists for the tier."
+    )
+
+
+class EntitlementsRead(Entitlements):
+    # Stored entitlements may carry keys a newer version added: reads never fail on them.
+    model_config = ConfigDict(extra="ignore")
 
 
 class TierCreate(BaseModel):
@@ -65,7 +73,7 @@ class TierRead(BaseModel):
     name: str
     monthly_price_cents: int
     currency: str
-    entitlements: Entitlements
+    entitlements: EntitlementsRead
     sort_order: int
     is_active: bool
 

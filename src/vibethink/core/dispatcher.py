@@ -76,10 +76,12 @@ class ConsumerRegistry:
 def default_registry() -> ConsumerRegistry:
     """Every domain's consumers. Domains add theirs here as they gain them."""
     # Imported here: the consumers import this module for its types.
+    from vibethink.compliance import tasks as compliance_tasks
     from vibethink.twin.knowledge import tasks as knowledge_tasks
 
     registry = ConsumerRegistry()
     knowledge_tasks.register(registry)
+    compliance_tasks.register(registry)
     return registry
 
 

@@ -3,6 +3,7 @@
 from vibethink.billing import models as billing_models
 from vibethink.campaigns import models as campaign_models
 from vibethink.chat import models as chat_models
+from vibethink.compliance import models as compliance_models
 from vibethink.core import models as core_models
 from vibethink.deployments import models as deployment_models
 from vibethink.talent import models as talent_models
@@ -15,6 +16,7 @@ __all__ = [
     "billing_models",
     "campaign_models",
     "chat_models",
+    "compliance_models",
     "core_models",
     "deployment_models",
     "metadata",

@@ -1,0 +1,78 @@
+"""Pseudonyms for people named in evidence: a per-person secret key that can be destroyed.
+
+Evidence never holds a person's identifier, only `p_` + HMAC(person key, identifier). The person key
+lives in `compliance_person_keys` under a keyed hash of the identifier; erasing a person deletes that
+row, after which no one can link the pseudonym back to them, and the signed chain stays intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import uuid
+from collections.abc import Iterable
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+PREFIX = "p_"
+
+
+def person_hash(pepper: bytes, tenant_id: uuid.UUID, identifier: str) -> str:
+    """Where a person's key is filed: keyed by the platform secret, so the table alone reveals no one."""
+    message = f"{tenant_id}:{identifier.strip().lower()}".encode()
+    return hmac.new(pepper, message, hashlib.sha256).hexdigest()
+
+
+def pseudonym(secret: bytes, identifier: str) -> str:
+    digest = hmac.new(secret, identifier.strip().lower().encode(), hashlib.sha256).hexdigest()
+    return PREFIX + digest[:20]
+
+
+_RESOLVE = text(
+    """
+    WITH wanted AS (
+      SELECT * FROM unnest(CAST(:hashes AS varchar[]), CAST(:secrets AS bytea[])) AS w(person_hash, secret)
+    ), created AS (
+      INSERT INTO compliance_person_keys (tenant_id, person_hash, secret)
+      SELECT :tenant, person_hash, secret FROM wanted
+      ON CONFLICT DO NOTHING
+      RETURNING person_hash, secret
+    )
+    SELECT person_hash, secret FROM created
+    UNION ALL
+    SELECT k.person_hash, k.secret FROM compliance_person_keys k
+     WHERE k.tenant_id = :tenant AND k.person_hash = ANY(CAST(:hashes AS varchar[]))
+    """
+)
+
+
+async def resolve(
+    session: AsyncSession, pepper: bytes, tenant_id: uuid.UUID, identifiers: Iterable[str]
+) -> dict[str, str]:
+    """Each identifier's pseudonym, creating person keys as needed, in one round trip."""
+    wanted = sorted({i for i in identifiers if i})
+    if not wanted:
+        return {}
+    hashes = {i: person_hash(pepper, tenant_id, i) for i in wanted}
+    unique_hashes = sorted(set(hashes.values()))
+    rows = await session.execute(
+        _RESOLVE,
+        {
+            "tenant": tenant_id,
+            "hashes": unique_hashes,
+            "secrets": [os.urandom(32) for _ in unique_hashes],
+        },
+    )
+    secrets = {r.person_hash: bytes(r.secret) for r in rows}
+    return {i: pseudonym(secrets[h], i) for i, h in hashes.items()}
+
+
+async def erase(session: AsyncSession, pepper: bytes, tenant_id: uuid.UUID, identifier: str) -> bool:
+    """Destroys the person's key: their pseudonyms in evidence can no longer be linked to them."""
+    result = await session.execute(
+        text("DELETE FROM compliance_person_keys WHERE tenant_id = :t AND person_hash = :h RETURNING 1"),
+        {"t": tenant_id, "h": person_hash(pepper, tenant_id, identifier)},
+    )
+    return result.first() is not None

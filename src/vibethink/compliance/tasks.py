@@ -1,0 +1,59 @@
+"""The evidence generator: consumes platform events from the outbox and appends evidence for them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vibethink.compliance import ledger
+from vibethink.compliance.keys import KeyStore, key_store
+from vibethink.compliance.rules import load_rules
+from vibethink.core.dispatcher import ConsumerRegistry, DeliveredEvent, Handler
+from vibethink.core.settings import Settings, get_settings
+
+CONSUMER: Final = "compliance_evidence"
+
+
+def incoming(event: DeliveredEvent) -> ledger.IncomingEvent:
+    """The ledger's view of an outbox event; an actor named in the payload (spec shape) is a person."""
+    actor_ref = None
+    if event.actor_user_id is None:
+        named = event.payload.get("actor")
+        if isinstance(named, dict) and named.get("userId"):
+            actor_ref = str(named["userId"])
+        elif event.payload.get("actor_api_key_id"):
+            actor_ref = f"api_key:{event.payload['actor_api_key_id']}"
+    return ledger.IncomingEvent(
+        event_id=event.id,
+        event_type=event.event_type,
+        occurred_at=event.occurred_at,
+        payload=event.payload,
+        source=ledger.Source.PLATFORM,
+        actor_user_id=event.actor_user_id,
+        actor_ref=actor_ref,
+    )
+
+
+def evidence_consumer(settings: Callable[[], Settings], keys: Callable[[Settings], KeyStore]) -> Handler:
+    """The consumer; settings and keys are resolved at delivery, so a rotated key is picked up."""
+
+    async def handle(session: AsyncSession, event: DeliveredEvent) -> None:
+        current = settings()
+        await ledger.append(
+            session,
+            keys(current),
+            current.secret_key.encode(),
+            event.tenant_id,
+            [incoming(event)],
+            checkpoint_every=current.compliance_checkpoint_every,
+        )
+
+    return handle
+
+
+def register(registry: ConsumerRegistry, *, settings: Callable[[], Settings] = get_settings) -> None:
+    registry.register(
+        CONSUMER, evidence_consumer(settings, key_store), event_types=set(load_rules().event_types)
+    )

@@ -1,0 +1,358 @@
+"""The offline verifier of a ledger export: needs only the export (and, ideally, trusted public keys).
+
+It checks the manifest's file hashes and signature, every record's content hash, signature, sequence
+and chain link, every checkpoint's signature and Merkle root, the consistency proofs between
+checkpoints, and the reviewer notes; it names the first bad record. Records are checked in chunks
+on every core (`workers`), then chunk boundaries and the Merkle tree are checked in order.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import zipfile
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from vibethink.compliance import merkle
+from vibethink.compliance.canonical import canonical
+from vibethink.compliance.keys import verify_signature
+
+EXPORT_FORMAT = "vibethink-compliance-export/1"
+GENESIS = "0" * 64
+CHUNK = 20_000
+MAX_PROBLEMS = 100
+FILES = ("evidence.jsonl", "checkpoints.jsonl", "notes.jsonl", "keys.json")
+
+
+@dataclass
+class Problem:
+    where: str  # "record 42", "checkpoint 1000", "manifest", "file evidence.jsonl"
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@dataclass
+class Report:
+    tenant_id: str | None = None
+    records: int = 0
+    signed_records: int = 0
+    checkpoints: int = 0
+    notes: int = 0
+    tree_size: int = 0
+    root_hash: str | None = None
+    keys_trusted: bool = False
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_problem(self) -> Problem | None:
+        return self.problems[0] if self.problems else None
+
+    @property
+    def first_bad_record(self) -> Problem | None:
+        """The earliest record (by sequence) that fails a check."""
+        records = [p for p in self.problems if p.where.startswith("record ")]
+        return min(records, key=lambda p: int(p.where.split()[1]), default=None)
+
+    def add(self, where: str, message: str) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(Problem(where, message))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "tenant_id": self.tenant_id,
+            "records": self.records,
+            "signed_records": self.signed_records,
+            "checkpoints": self.checkpoints,
+            "notes": self.notes,
+            "tree_size": self.tree_size,
+            "root_hash": self.root_hash,
+            "keys_trusted": self.keys_trusted,
+            "first_problem": str(self.first_problem) if self.first_problem else None,
+            "first_bad_record": str(self.first_bad_record) if self.first_bad_record else None,
+            "problems": [str(p) for p in self.problems],
+            "warnings": self.warnings,
+        }
+
+
+class Export:
+    """An export as a folder or a .zip file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._zip = zipfile.ZipFile(path) if path.is_file() else None
+
+    def exists(self, name: str) -> bool:
+        if self._zip is not None:
+            return name in self._zip.namelist()
+        return (self.path / name).is_file()
+
+    def open(self, name: str) -> BinaryIO:
+        if self._zip is not None:
+            return self._zip.open(name)  # type: ignore[return-value]
+        return (self.path / name).open("rb")
+
+    def sha256(self, name: str) -> str:
+        digest = hashlib.sha256()
+        with self.open(name) as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+
+
+@dataclass
+class ChunkResult:
+    start_line: int
+    first_seq: int | None
+    first_prev: str | None
+    last_seq: int | None
+    last_hash: str | None
+    leaves: bytes
+    tenants: set[str]
+    signed: int
+    problems: list[tuple[str, str]]
+
+
+_KEYS: dict[str, bytes] = {}
+
+
+def _init_worker(keys: dict[str, bytes]) -> None:
+    _KEYS.clear()
+    _KEYS.update(keys)
+
+
+def check_chunk(start_line: int, lines: list[bytes]) -> ChunkResult:
+    """Checks records independently of their neighbours outside the chunk (seq and links inside it)."""
+    problems: list[tuple[str, str]] = []
+    leaves = bytearray()
+    tenants: set[str] = set()
+    signed = 0
+    first_seq = first_prev = last_seq = last_hash = None
+    for offset, line in enumerate(lines):
+        where = f"line {start_line + offset}"
+        try:
+            item = json.loads(line)
+            record, entry_hash, signature = item["record"], item["entry_hash"], item.get("signature")
+            seq = int(record["seq"])
+            where = f"record {seq}"
+            prev = str(record["prev_hash"])
+            leaf = merkle.leaf_hash(canonical(record))
+        except (ValueError, KeyError, TypeError) as exc:
+            problems.append((where, f"unreadable record ({type(exc).__name__}: {exc})"))
+            leaves.extend(b"\0" * 32)
+            continue
+        leaves.extend(leaf)
+        tenants.add(str(record.get("tenant_id")))
+        if leaf.hex() != entry_hash:
+            problems.append((where, "content does not match its entry hash: the record was changed"))
+        if last_seq is not None:
+            if seq != last_seq + 1:
+                problems.append((where, f"sequence gap: expected {last_seq + 1}, found {seq}"))
+            if prev != last_hash:
+                problems.append((where, "chain broken: prev_hash is not the previous record's entry hash"))
+        else:
+            first_seq, first_prev = seq, prev
+        key_id = record.get("key_id")
+        if key_id is not None or signature is not None:
+            public = _KEYS.get(str(key_id))
+            if public is None:
+                problems.append((where, f"signed with unknown key {key_id}"))
+            elif not isinstance(signature, str) or not verify_signature(
+                public, bytes.fromhex(signature), leaf
+            ):
+                problems.append((where, f"signature does not verify with key {key_id}"))
+            else:
+                signed += 1
+        last_seq, last_hash = seq, leaf.hex()
+    return ChunkResult(
+        start_line, first_seq, first_prev, last_seq, last_hash, bytes(leaves), tenants, signed, problems
+    )
+
+
+def _chunks(handle: BinaryIO) -> Iterator[tuple[int, list[bytes]]]:
+    batch: list[bytes] = []
+    start = 1
+    for number, line in enumerate(handle, start=1):
+        if line.strip():
+            batch.append(line)
+        if len(batch) >= CHUNK:
+            yield start, batch
+            batch, start = [], number + 1
+    if batch:
+        yield start, batch
+
+
+def _load_keys(raw: bytes) -> dict[str, bytes]:
+    doc = json.loads(raw)
+    keys = doc.get("keys", doc)
+    return {str(k): base64.b64decode(v) for k, v in keys.items()}
+
+
+def verify_export(path: Path, *, trusted_keys: Path | None = None, workers: int | None = None) -> Report:
+    report = Report()
+    export = Export(path)
+    try:
+        _verify(export, report, trusted_keys, workers or os.cpu_count() or 1)
+    finally:
+        export.close()
+    return report
+
+
+def _verify(export: Export, report: Report, trusted_keys: Path | None, workers: int) -> None:
+    if not export.exists("manifest.json"):
+        report.add("manifest", "the export has no manifest.json")
+        return
+    with export.open("manifest.json") as handle:
+        manifest = json.loads(handle.read())
+    if manifest.get("format") != EXPORT_FORMAT:
+        report.add("manifest", f"unknown export format {manifest.get('format')!r}")
+        return
+    report.tenant_id = manifest.get("tenant_id")
+    for name in FILES:
+        expected = (manifest.get("files") or {}).get(name, {}).get("sha256")
+        if not export.exists(name):
+            report.add(f"file {name}", "missing from the export")
+        elif expected != export.sha256(name):
+            report.add(f"file {name}", "its SHA-256 does not match the manifest")
+    if trusted_keys is not None:
+        keys = _load_keys(trusted_keys.read_bytes())
+        report.keys_trusted = True
+    else:
+        with export.open("keys.json") as handle:
+            keys = _load_keys(handle.read())
+        report.warnings.append(
+            "public keys were taken from the export itself; pass trusted keys obtained from the"
+            " platform operator for an independent check"
+        )
+    signature = manifest.get("signature")
+    body = {k: v for k, v in manifest.items() if k != "signature"}
+    key_id = manifest.get("key_id")
+    if key_id is not None:
+        public = keys.get(key_id)
+        if public is None or not verify_signature(public, bytes.fromhex(signature or ""), canonical(body)):
+            report.add("manifest", f"signature does not verify with key {key_id}")
+    leaves = _verify_records(export, report, keys, workers)
+    _verify_checkpoints(export, report, keys, leaves)
+    _verify_notes(export, report)
+    if manifest.get("tree_size") != report.records:
+        report.add("manifest", f"names {manifest.get('tree_size')} records, the export has {report.records}")
+
+
+def _verify_records(export: Export, report: Report, keys: dict[str, bytes], workers: int) -> list[bytes]:
+    leaves = bytearray()
+    previous_seq, previous_hash = 0, GENESIS
+    with export.open("evidence.jsonl") as handle:
+        chunks = _chunks(handle)
+        if workers > 1:
+            with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(keys,)) as pool:
+                results: Iterator[ChunkResult] = pool.map(_check_pair, chunks)
+                _merge(results, report, leaves, previous_seq, previous_hash)
+        else:
+            _init_worker(keys)
+            _merge(
+                (check_chunk(s, lines) for s, lines in chunks), report, leaves, previous_seq, previous_hash
+            )
+    return [bytes(leaves[i : i + 32]) for i in range(0, len(leaves), 32)]
+
+
+def _check_pair(pair: tuple[int, list[bytes]]) -> ChunkResult:
+    return check_chunk(*pair)
+
+
+def _merge(
+    results: Iterator[ChunkResult], report: Report, leaves: bytearray, previous_seq: int, previous_hash: str
+) -> None:
+    for chunk in results:
+        if chunk.first_seq is not None:
+            where = f"record {chunk.first_seq}"
+            if chunk.first_seq != previous_seq + 1:
+                report.add(where, f"sequence gap: expected {previous_seq + 1}, found {chunk.first_seq}")
+            if chunk.first_prev != previous_hash:
+                report.add(where, "chain broken: prev_hash is not the previous record's entry hash")
+        for where, message in chunk.problems:
+            report.add(where, message)
+        if report.tenant_id is not None and chunk.tenants - {report.tenant_id}:
+            report.add(f"records from line {chunk.start_line}", "records of another tenant are mixed in")
+        leaves.extend(chunk.leaves)
+        report.records += len(chunk.leaves) // 32
+        report.signed_records += chunk.signed
+        if chunk.last_seq is not None:
+            previous_seq, previous_hash = chunk.last_seq, chunk.last_hash or ""
+
+
+def _verify_checkpoints(export: Export, report: Report, keys: dict[str, bytes], leaves: list[bytes]) -> None:
+    previous: dict[str, Any] | None = None
+    frontier: merkle.Frontier = []
+    with export.open("checkpoints.jsonl") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            document, signature = item["checkpoint"], item.get("signature")
+            size = int(document["tree_size"])
+            where = f"checkpoint {size}"
+            report.checkpoints += 1
+            key_id = document.get("key_id")
+            if key_id is not None:
+                public = keys.get(key_id)
+                if public is None or not verify_signature(
+                    public, bytes.fromhex(signature or ""), canonical(document)
+                ):
+                    report.add(where, f"signature does not verify with key {key_id}")
+            if size > len(leaves):
+                report.add(where, f"covers {size} records but the export has {len(leaves)}")
+                continue
+            done = merkle.frontier_size(frontier)
+            if size < done:
+                report.add(where, "checkpoints are out of order")
+                continue
+            frontier = merkle.extend(frontier, leaves[done:size])
+            root = merkle.frontier_root(frontier).hex()
+            if root != document["root_hash"]:
+                report.add(where, "its Merkle root does not match the records it covers")
+            if previous is not None:
+                proof = [bytes.fromhex(p) for p in item.get("consistency_proof") or []]
+                if not merkle.verify_consistency(
+                    int(previous["tree_size"]),
+                    size,
+                    bytes.fromhex(previous["root_hash"]),
+                    bytes.fromhex(document["root_hash"]),
+                    proof,
+                ):
+                    report.add(where, f"consistency proof from {previous['tree_size']} does not verify")
+            previous = document
+            report.tree_size, report.root_hash = size, document["root_hash"]
+    if leaves and report.tree_size != len(leaves):
+        report.add("checkpoints", f"the last checkpoint covers {report.tree_size} of {len(leaves)} records")
+
+
+def _verify_notes(export: Export, report: Report) -> None:
+    with export.open("notes.jsonl") as handle:
+        for line in io.TextIOWrapper(handle, encoding="utf-8"):
+            if not line.strip():
+                continue
+            note = json.loads(line)
+            report.notes += 1
+            body = {k: note[k] for k in ("evidence_seq", "author", "note", "created_at")}
+            if hashlib.sha256(canonical(body)).hexdigest() != note.get("note_hash"):
+                report.add(f"note on record {note.get('evidence_seq')}", "its text does not match its hash")
+            if not 1 <= int(note["evidence_seq"]) <= report.records:
+                report.add(f"note on record {note.get('evidence_seq')}", "names a record not in the export")

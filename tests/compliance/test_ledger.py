@@ -1,0 +1,330 @@
+"""The evidence ledger: signed, chained rows per (event, control), checkpoints, proofs, tampering caught."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.engine import URL
+
+from tests.compliance.conftest import PEPPER, Ledger, context, deployment, make_ledger, owner
+from tests.core.schema_catalog import connect
+from vibethink.compliance import ledger, merkle, pseudonyms, service
+from vibethink.compliance.canonical import canonical
+from vibethink.compliance.export import write_export
+from vibethink.compliance.keys import KeyStore, verify_signature
+from vibethink.compliance.models import Checkpoint, Evidence
+from vibethink.compliance.state import load_state
+from vibethink.compliance.verify import verify_export
+from vibethink.core.database import Database
+
+PERMISSION_DENIED = re.compile("permission denied for table compliance_evidence")
+
+
+async def rows_of(made: Ledger) -> list[Evidence]:
+    async with made.db.transaction(context(made.tenant.id)) as session:
+        return list(
+            (
+                await session.scalars(
+                    select(Evidence).where(Evidence.tenant_id == made.tenant.id).order_by(Evidence.seq)
+                )
+            ).all()
+        )
+
+
+async def export(made: Ledger, tmp_path: Path) -> Path:
+    destination = tmp_path / f"export-{uuid.uuid4().hex[:6]}.zip"
+    async with made.db.transaction(context(made.tenant.id)) as session:
+        await write_export(session, made.keys, made.tenant.id, destination)
+    return destination
+
+
+class TestTheSpecsDeploymentBecomesEvidence:
+    async def test_one_row_per_event_and_control_mapped_to_every_enabled_framework(
+        self, enterprise: Ledger
+    ) -> None:
+        result = await enterprise.record([deployment()])
+        assert sorted(r["control_id"] for r in result.rows) == ["CHG-01", "CHG-03", "TST-01"]
+        async with enterprise.db.transaction(context(enterprise.tenant.id)) as session:
+            state = await load_state(session, enterprise.tenant.id)
+        targets = set(state.frameworks_for_control("CHG-01"))
+        assert {("ISO_27001", "A.8.32"), ("SOC2_TYPE2", "CC8.1"), ("GDPR", "Art.32")} <= targets
+        assert any(f == "CMMI_ML3" and r.startswith("PI.") for f, r in targets)
+        change = next(r for r in result.rows if r["control_id"] == "CHG-01")
+        assert change["outcome"] == "PASS"
+        assert change["kind"] == "OPERATING"
+
+    async def test_the_same_event_without_approvals_is_a_failing_observation(
+        self, enterprise: Ledger
+    ) -> None:
+        result = await enterprise.record([deployment(approvals=0)])
+        change = next(r for r in result.rows if r["control_id"] == "CHG-01")
+        assert change["outcome"] == "FAIL"
+        assert change["observation"]["failed"] == ["two_approvals"]
+
+    async def test_every_row_is_signed_hashed_and_chained(self, enterprise: Ledger) -> None:
+        await enterprise.record([deployment(), deployment()])
+        rows = await rows_of(enterprise)
+        assert [r.seq for r in rows] == list(range(1, 7))
+        public = enterprise.keys.public_keys()
+        previous = ledger.GENESIS
+        for row in rows:
+            values = {c.key: getattr(row, c.key) for c in Evidence.__table__.columns}
+            digest = ledger.entry_hash_of(ledger.record_document(values))
+            assert digest.hex() == row.entry_hash
+            assert row.prev_hash == previous
+            assert row.key_id in public
+            assert row.signature is not None
+            assert verify_signature(public[row.key_id], bytes.fromhex(row.signature), digest)
+            previous = row.entry_hash
+
+    async def test_a_redelivered_event_adds_nothing(self, enterprise: Ledger) -> None:
+        event = deployment()
+        assert (await enterprise.record([event])).count == 3
+        assert (await enterprise.record([event])).count == 0
+        assert len(await rows_of(enterprise)) == 3
+
+    async def test_people_are_pseudonymised_and_erasure_keeps_the_chain(
+        self, enterprise: Ledger, tmp_path: Path
+    ) -> None:
+        await enterprise.record([deployment()])
+        stored = repr([r.observation for r in await rows_of(enterprise)])
+        assert "vibethink.com" not in stored
+        async with enterprise.db.transaction(context(enterprise.tenant.id)) as session:
+            before = await pseudonyms.resolve(
+                session, PEPPER, enterprise.tenant.id, ["tech-lead@vibethink.com"]
+            )
+            assert before["tech-lead@vibethink.com"] in stored
+            erased = await service.erase_people(
+                session, owner(enterprise.tenant.id), ["tech-lead@vibethink.com"], pepper=PEPPER
+            )
+            assert erased == 1
+        async with enterprise.db.transaction(context(enterprise.tenant.id)) as session:
+            after = await pseudonyms.resolve(
+                session, PEPPER, enterprise.tenant.id, ["tech-lead@vibethink.com"]
+            )
+        assert after != before  # a new key: the old pseudonym can no longer be linked to the person
+        report = verify_export(await export(enterprise, tmp_path), workers=1)
+        assert report.ok, report.problems
+
+
+class TestPlansDecideWhatIsRecorded:
+    async def test_free_tenants_get_no_automatic_evidence_from_platform_events(
+        self, db: Database, keys: KeyStore
+    ) -> None:
+        free = await make_ledger(db, keys, tier="FREE", frameworks=["GDPR"])
+        platform_event = ledger.IncomingEvent(
+            uuid.uuid4(), "CODE_DEPLOYMENT", deployment().occurred_at, deployment().payload
+        )
+        result = await free.record([platform_event])
+        assert result.count == 0
+        assert result.skipped_events == 1
+
+    async def test_free_tenants_record_external_events_unsigned(self, db: Database, keys: KeyStore) -> None:
+        free = await make_ledger(db, keys, tier="FREE", frameworks=["GDPR"])
+        result = await free.record([deployment()])
+        assert [r["control_id"] for r in result.rows] == [
+            "CHG-01",
+            "CHG-03",
+        ]  # TST-01 maps to no GDPR article
+        assert all(r["signature"] is None and r["key_id"] is None for r in result.rows)
+
+    async def test_controls_mapping_to_nothing_enabled_produce_no_evidence(
+        self, db: Database, keys: KeyStore
+    ) -> None:
+        made = await make_ledger(db, keys, frameworks=["HIPAA"])
+        event = ledger.IncomingEvent(uuid.uuid4(), "SPRINT_STARTED", deployment().occurred_at, {"sprint": 4})
+        assert (
+            await made.record(
+                [event],
+            )
+        ).count == 0
+
+
+class TestCheckpointsAndProofs:
+    async def test_checkpoints_are_signed_merkle_roots_at_intervals(self, enterprise: Ledger) -> None:
+        for _ in range(3):
+            await enterprise.record([deployment()], checkpoint_every=4)
+        rows = await rows_of(enterprise)
+        async with enterprise.db.transaction(context(enterprise.tenant.id)) as session:
+            checkpoints = list(
+                (
+                    await session.scalars(
+                        select(Checkpoint)
+                        .where(Checkpoint.tenant_id == enterprise.tenant.id)
+                        .order_by(Checkpoint.tree_size)
+                    )
+                ).all()
+            )
+        assert [c.tree_size for c in checkpoints] == [4, 8]
+        leaves = [bytes.fromhex(r.entry_hash) for r in rows]
+        for cp in checkpoints:
+            assert cp.root_hash == merkle.root(leaves[: cp.tree_size]).hex()
+            document = ledger.checkpoint_document(
+                enterprise.tenant.id, cp.tree_size, cp.root_hash, cp.issued_at, cp.key_id
+            )
+            assert cp.key_id is not None
+            assert cp.signature is not None
+            assert verify_signature(
+                enterprise.keys.public_keys()[cp.key_id], bytes.fromhex(cp.signature), canonical(document)
+            )
+
+    async def test_inclusion_and_consistency_proofs_verify(self, enterprise: Ledger) -> None:
+        for _ in range(3):
+            await enterprise.record([deployment()], checkpoint_every=4)
+        async with enterprise.db.transaction(context(enterprise.tenant.id)) as session:
+            proof = await ledger.inclusion_proof(
+                session, enterprise.keys, enterprise.tenant.id, 3, tree_size=8
+            )
+            consistency = await ledger.consistency_proof(session, enterprise.tenant.id, 4, 8)
+        assert merkle.verify_inclusion(
+            bytes.fromhex(proof.leaf_hash),
+            2,
+            8,
+            [bytes.fromhex(p) for p in proof.path],
+            bytes.fromhex(proof.checkpoint.root_hash),
+        )
+        assert merkle.verify_consistency(
+            4,
+            8,
+            bytes.fromhex(consistency.old.root_hash),
+            bytes.fromhex(consistency.new.root_hash),
+            [bytes.fromhex(p) for p in consistency.path],
+        )
+
+
+class TestTheDatabaseKeepsTheLedgerAppendOnly:
+    async def test_the_app_role_cannot_update_delete_or_truncate_evidence(
+        self, enterprise: Ledger, db: Database
+    ) -> None:
+        await enterprise.record([deployment()])
+        conn = await connect(db.app_url)
+        try:
+            for statement in (
+                "UPDATE compliance_evidence SET outcome = 'PASS' WHERE tenant_id = $1",
+                "DELETE FROM compliance_evidence WHERE tenant_id = $1",
+            ):
+                async with conn.transaction():
+                    await conn.execute(
+                        "SELECT set_config('app.tenant_id', $1, true)", str(enterprise.tenant.id)
+                    )
+                    with pytest.raises(asyncpg.InsufficientPrivilegeError, match=PERMISSION_DENIED):
+                        await conn.execute(statement, enterprise.tenant.id)
+            async with conn.transaction():
+                with pytest.raises(asyncpg.InsufficientPrivilegeError, match=PERMISSION_DENIED):
+                    await conn.execute("TRUNCATE compliance_evidence")
+        finally:
+            await conn.close()
+
+    async def test_a_row_for_another_tenant_is_refused_on_insert(
+        self, enterprise: Ledger, db: Database, keys: KeyStore
+    ) -> None:
+        other = await make_ledger(db, keys)
+        with pytest.raises(Exception, match="row-level security"):
+            async with db.transaction(context(other.tenant.id)) as session:
+                await ledger.append(session, keys, PEPPER, enterprise.tenant.id, [deployment()])
+
+    async def test_another_tenant_sees_none_of_the_evidence(
+        self, enterprise: Ledger, db: Database, keys: KeyStore
+    ) -> None:
+        await enterprise.record([deployment()])
+        other = await make_ledger(db, keys)
+        async with db.transaction(context(other.tenant.id)) as session:
+            seen = await session.scalar(text("SELECT count(*) FROM compliance_evidence"))
+        assert seen == 0
+
+
+async def as_superuser(url: URL, *statements: tuple[str, tuple[object, ...]]) -> None:
+    """Edits behind the ledger's back: a superuser with triggers and foreign keys switched off."""
+    conn = await connect(url)
+    try:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL session_replication_role = replica")
+            for sql, args in statements:
+                await conn.execute(sql, *args)
+    finally:
+        await conn.close()
+
+
+class TestTheVerifierCatchesTampering:
+    async def test_an_untouched_export_verifies(self, enterprise: Ledger, tmp_path: Path) -> None:
+        for _ in range(3):
+            await enterprise.record([deployment()], checkpoint_every=4)
+        report = verify_export(await export(enterprise, tmp_path), trusted_keys=None, workers=2)
+        assert report.ok, report.problems
+        assert (report.records, report.signed_records, report.tree_size) == (9, 9, 9)
+        assert report.checkpoints == 3
+
+    async def test_a_superuser_edit_of_a_payload_is_named_by_its_row(
+        self, enterprise: Ledger, tmp_path: Path, test_owner_url: URL
+    ) -> None:
+        await enterprise.record([deployment(), deployment(approvals=0)])
+        failing = next(r for r in await rows_of(enterprise) if r.outcome == "FAIL")
+        await as_superuser(
+            test_owner_url,
+            (
+                "UPDATE compliance_evidence SET outcome = 'PASS',"
+                " observation = jsonb_set(observation, '{failed}', '[]') WHERE tenant_id = $1 AND seq = $2",
+                (enterprise.tenant.id, failing.seq),
+            ),
+        )
+        report = verify_export(await export(enterprise, tmp_path), workers=1)
+        assert not report.ok
+        assert str(report.first_problem).startswith(f"record {failing.seq}: content does not match")
+
+    async def test_a_deleted_row_is_a_gap(
+        self, enterprise: Ledger, tmp_path: Path, test_owner_url: URL
+    ) -> None:
+        await enterprise.record([deployment(), deployment()])
+        await as_superuser(
+            test_owner_url,
+            ("DELETE FROM compliance_evidence WHERE tenant_id = $1 AND seq = 4", (enterprise.tenant.id,)),
+        )
+        report = verify_export(await export(enterprise, tmp_path), workers=1)
+        assert not report.ok
+        assert str(report.first_problem) == "record 5: sequence gap: expected 4, found 5"
+
+    async def test_a_row_re_signed_with_another_key_is_detected(
+        self, enterprise: Ledger, tmp_path: Path, test_owner_url: URL
+    ) -> None:
+        await enterprise.record([deployment()])
+        row = (await rows_of(enterprise))[1]
+        forger = KeyStore(tmp_path / "forger").active()
+        forged = forger.sign(bytes.fromhex(row.entry_hash)).hex()
+        await as_superuser(
+            test_owner_url,
+            (
+                "UPDATE compliance_evidence SET signature = $3 WHERE tenant_id = $1 AND seq = $2",
+                (enterprise.tenant.id, row.seq, forged),
+            ),
+        )
+        report = verify_export(await export(enterprise, tmp_path), workers=1)
+        assert str(report.first_problem) == f"record 2: signature does not verify with key {row.key_id}"
+
+    async def test_a_row_re_keyed_to_a_foreign_key_is_unknown_to_trusted_keys(
+        self, enterprise: Ledger, tmp_path: Path, test_owner_url: URL
+    ) -> None:
+        await enterprise.record([deployment()])
+        trusted = tmp_path / "trusted.json"
+        import base64
+        import json
+
+        trusted.write_text(
+            json.dumps({k: base64.b64encode(v).decode() for k, v in enterprise.keys.public_keys().items()})
+        )
+        forger = KeyStore(tmp_path / "forger")
+        forger_key = forger.active()
+        await as_superuser(
+            test_owner_url,
+            (
+                "UPDATE compliance_evidence SET key_id = $2 WHERE tenant_id = $1 AND seq = 1",
+                (enterprise.tenant.id, forger_key.key_id),
+            ),
+        )
+        report = verify_export(await export(enterprise, tmp_path), trusted_keys=trusted, workers=1)
+        assert str(report.first_problem).startswith("record 1: ")
+        assert report.keys_trusted

@@ -1,0 +1,150 @@
+"""Event → control rules: frozen once published, and the spec's deployment event judged by its payload."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from importlib import resources
+from typing import Any
+
+import pytest
+
+from vibethink.compliance.catalog import CatalogError, load_catalog
+from vibethink.compliance.rules import (
+    RULES_PACKAGE,
+    EventFacts,
+    EvidenceKind,
+    Outcome,
+    evaluate,
+    load_rules,
+    parse_rules,
+    people_of,
+    published_hashes,
+)
+
+SPEC_MAPPED_EVENTS = {
+    # CMMI mapping in the spec
+    "USER_STORY_CREATED", "REQUIREMENT_DOCUMENTED", "STAKEHOLDER_APPROVAL", "REQUIREMENT_REVIEW",
+    "ADR_CREATED", "ARCHITECTURE_REVIEW", "CODE_DEPLOYMENT", "STAGING_VALIDATION", "TEST_EXECUTION",
+    "CODE_REVIEW", "QA_VALIDATION", "USER_ACCEPTANCE_TEST", "RETROSPECTIVE_COMPLETED", "PROCESS_AUDIT",
+    "PROCESS_DOCUMENTED", "STANDARD_UPDATED", "TRAINING_COMPLETED", "CERTIFICATION_ACHIEVED",
+    "RELEASE_PLANNED", "SPRINT_STARTED", "INCIDENT_CREATED", "POST_MORTEM_COMPLETED", "ARB_MEETING",
+    "ADR_APPROVED",
+    # ISO mapping in the spec
+    "SECURITY_POLICY_UPDATED", "POLICY_REVIEW", "USER_CREATED", "USER_DEACTIVATED", "ROLE_ASSIGNED",
+    "CONFIGURATION_CHANGE", "AUDIT_LOG_CREATED", "SECURITY_EVENT", "INCIDENT_RESOLVED",
+    "COMPLIANCE_AUDIT", "GDPR_ASSESSMENT",
+    # the platform's own events
+    "POLICY_UPDATED", "API_KEY_CREATED", "API_KEY_REVOKED", "TENANT_CREATED", "CELEBRITY_CREATED",
+    "DEPLOYMENT_CREATED",
+}  # fmt: skip
+
+
+def spec_deployment(**overrides: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "version": "v2.3.1",
+        "environment": "PRODUCTION",
+        "deploymentType": "CANARY",
+        "approvals": [
+            {"userId": "tech-lead@vibethink.com", "timestamp": "2026-01-10T00:25:00Z"},
+            {"userId": "devops-lead@vibethink.com", "timestamp": "2026-01-10T00:27:00Z"},
+        ],
+        "qualityGates": {
+            "tests": "PASSED",
+            "coverage": 0.87,
+            "securityScan": "PASSED",
+            "performanceTest": "PASSED",
+        },
+        "rollbackPlan": "docs/runbooks/rollback-v2.3.1.md",
+    }
+    payload.update(overrides)
+    return payload
+
+
+def fake_pseudonym(value: str) -> str:
+    return "p_" + hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
+class TestPublishedRulesAreFrozen:
+    def test_every_published_version_matches_its_pinned_hash(self) -> None:
+        for version, digest in published_hashes().items():
+            data = resources.files(RULES_PACKAGE).joinpath(f"v{version}.yaml").read_bytes()
+            assert hashlib.sha256(data).hexdigest() == digest
+
+    def test_the_newest_published_version_loads(self) -> None:
+        rules = load_rules()
+        assert rules.version == max(published_hashes())
+        assert all(r.version == rules.version for r in rules.rules)
+
+    def test_an_unpublished_version_does_not_load(self) -> None:
+        with pytest.raises(CatalogError, match="not published"):
+            load_rules(999)
+
+    def test_the_spec_and_platform_event_types_all_have_rules(self) -> None:
+        assert load_rules().event_types >= SPEC_MAPPED_EVENTS
+
+    def test_every_rule_names_an_existing_control(self) -> None:
+        controls = load_catalog().controls
+        for rule in load_rules().rules:
+            assert rule.control is None or rule.control in controls
+
+    def test_a_rule_for_an_unknown_control_is_refused(self) -> None:
+        doc = {"version": 7, "rules": [{"id": "x", "event": "E", "control": "NOPE", "kind": "OPERATING"}]}
+        with pytest.raises(CatalogError, match="unknown platform control"):
+            parse_rules(doc, sha256="0")
+
+
+class TestTheSpecsDeploymentEvent:
+    def test_a_fully_approved_deployment_is_passing_operating_evidence_for_change_management(self) -> None:
+        event = EventFacts("CODE_DEPLOYMENT", spec_deployment(), uuid.uuid4())
+        found = {o.control_id: o for o in evaluate(load_rules(), event, fake_pseudonym)}
+        assert set(found) == {"CHG-01", "CHG-03", "TST-01"}
+        change = found["CHG-01"]
+        assert change.kind is EvidenceKind.OPERATING
+        assert change.outcome is Outcome.PASS
+        assert change.document()["failed"] == []
+        assert change.artifacts[0]["name"] == "rollbackPlan"
+
+    def test_missing_approvals_is_a_failing_observation_naming_the_check(self) -> None:
+        event = EventFacts("CODE_DEPLOYMENT", spec_deployment(approvals=[]), uuid.uuid4())
+        change = next(o for o in evaluate(load_rules(), event, fake_pseudonym) if o.control_id == "CHG-01")
+        assert change.outcome is Outcome.FAIL
+        assert change.document()["failed"] == ["two_approvals"]
+
+    def test_failed_tests_and_no_rollback_plan_fail_their_checks(self) -> None:
+        payload = spec_deployment(qualityGates={"tests": "FAILED"})
+        del payload["rollbackPlan"]
+        event = EventFacts("CODE_DEPLOYMENT", payload, uuid.uuid4())
+        change = next(o for o in evaluate(load_rules(), event, fake_pseudonym) if o.control_id == "CHG-01")
+        assert change.document()["failed"] == ["tests_passed", "rollback_plan"]
+
+    def test_a_staging_deployment_is_not_production_change_evidence(self) -> None:
+        event = EventFacts("CODE_DEPLOYMENT", spec_deployment(environment="STAGING"), uuid.uuid4())
+        assert "CHG-01" not in {o.control_id for o in evaluate(load_rules(), event, fake_pseudonym)}
+
+    def test_people_are_pseudonymised_and_numbers_are_never_floats(self) -> None:
+        actor = uuid.uuid4()
+        event = EventFacts("CODE_DEPLOYMENT", spec_deployment(), actor)
+        assert people_of(load_rules(), event) == {
+            str(actor),
+            "tech-lead@vibethink.com",
+            "devops-lead@vibethink.com",
+        }
+        change = next(o for o in evaluate(load_rules(), event, fake_pseudonym) if o.control_id == "CHG-01")
+        text = repr(change.document())
+        assert "vibethink.com" not in text
+        assert str(actor) not in text
+        assert change.facts["actor"] == fake_pseudonym(str(actor))
+        assert change.facts["qualityGates"]["coverage"] == "0.87"
+
+
+class TestPolicyDesignEvidence:
+    def test_a_policy_listing_its_controls_is_design_evidence_for_each(self) -> None:
+        payload = {"policy": "change-management", "version": "3", "approvedBy": "ciso@x.test",
+                   "controls": ["CHG-01", "CHG-04", "NOT-A-CONTROL"]}  # fmt: skip
+        found = evaluate(load_rules(), EventFacts("POLICY_UPDATED", payload, None, "ci"), fake_pseudonym)
+        design = sorted(o.control_id for o in found if o.kind is EvidenceKind.DESIGN)
+        assert design == ["CHG-01", "CHG-04"]
+        operating = [o for o in found if o.kind is EvidenceKind.OPERATING]
+        assert [o.control_id for o in operating] == ["POL-01"]
+        assert operating[0].facts["approvedBy"] == fake_pseudonym("ciso@x.test")
