@@ -84,8 +84,9 @@ async def ensure_data(owner: object, data: BillingData) -> float | None:
                 " WHERE t.slug LIKE 'bill-t%'"
             )
             await conn.execute(
-                "INSERT INTO deployments (tenant_id, id, celebrity_id, type, name)"
-                " SELECT c.tenant_id, gen_random_uuid(), c.id, d.type::deployment_type, d.type"
+                "INSERT INTO deployments (tenant_id, id, celebrity_id, type, name, widget_key, analytics_key)"
+                " SELECT c.tenant_id, gen_random_uuid(), c.id, d.type::deployment_type, d.type,"
+                " 'vtw_' || substr(md5(random()::text), 1, 32), 'vta_' || substr(md5(random()::text), 1, 32)"
                 " FROM celebrities c CROSS JOIN (VALUES ('VIBETHINK_PORTAL'), ('EMBEDDED_WIDGET')) d(type)"
                 " WHERE c.slug LIKE 'bill-t%'"
             )

@@ -22,6 +22,7 @@ from vibethink.billing import quotas
 from vibethink.core import migrations
 from vibethink.core.database import Database, ensure_database
 from vibethink.core.settings import Settings
+from vibethink.deployments.models import Deployment, DeploymentType
 
 
 @dataclass
@@ -65,12 +66,15 @@ async def make_deployment(
 ) -> uuid.UUID:
     deployment_id = uuid.uuid4()
     async with db.transaction(ADMIN) as s:
-        await s.execute(
-            text(
-                "INSERT INTO deployments (tenant_id, id, celebrity_id, type, name, starts_at)"
-                " VALUES (:t, :id, :c, :type, :n, :s)"
-            ),
-            {"t": tenant_id, "id": deployment_id, "c": celebrity_id, "type": type, "n": name, "s": starts_at},
+        s.add(
+            Deployment(
+                tenant_id=tenant_id,
+                id=deployment_id,
+                celebrity_id=celebrity_id,
+                type=DeploymentType(type),
+                name=name,
+                starts_at=starts_at,
+            )
         )
     return deployment_id
 
