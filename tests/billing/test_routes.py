@@ -337,3 +337,71 @@ class TestCampaignClicks:
                 )
             ).scalar_one()
         assert count == 1
+
+
+class TestTalentSubscriptionOperations:
+    async def test_a_failed_renewal_goes_past_due_and_a_late_payment_renews(
+        self, client: httpx.AsyncClient, talent: Talent
+    ) -> None:
+        await create_tier(client, talent, "PREMIUM", 1_000, None)
+        started = datetime.now(UTC).replace(microsecond=0).isoformat()
+        imported = await client.post(
+            f"/api/v1/celebrities/{talent.celebrity_id}/subscriptions/import",
+            headers=talent.headers,
+            json={"items": [{"subscriber": "member-1", "tier_code": "PREMIUM", "started_at": started}]},
+        )
+        assert imported.json() == {"created": 1, "skipped": 0}
+        [subscription] = (
+            await client.get(
+                f"/api/v1/celebrities/{talent.celebrity_id}/subscriptions", headers=talent.headers
+            )
+        ).json()["items"]
+        failed = await client.post(
+            f"/api/v1/subscriptions/{subscription['id']}/payment-failed", headers=talent.headers
+        )
+        assert failed.json()["status"] == "PAST_DUE"
+        assert failed.json()["grace_until"] is not None
+        paid = await client.post(
+            f"/api/v1/subscriptions/{subscription['id']}/renewal-paid", headers=talent.headers
+        )
+        assert paid.json()["status"] == "ACTIVE"
+        assert paid.json()["current_period_start"] == subscription["current_period_end"]
+        cancelled = await client.post(
+            f"/api/v1/subscriptions/{subscription['id']}/cancel",
+            headers=talent.headers,
+            json={"at_period_end": False},
+        )
+        assert cancelled.json()["status"] == "CANCELED"
+        again = await client.post(
+            f"/api/v1/subscriptions/{subscription['id']}/cancel", headers=talent.headers, json={}
+        )
+        assert again.status_code == 409
+        rows = (
+            await client.get(
+                f"/api/v1/celebrities/{talent.celebrity_id}/revenue-transactions", headers=talent.headers
+            )
+        ).json()["items"]
+        assert sorted(r["gross_cents"] for r in rows) == [1_000, 1_000]
+
+    async def test_another_talent_cannot_touch_the_subscription(
+        self, client: httpx.AsyncClient, talent: Talent, other_talent: Talent
+    ) -> None:
+        await create_tier(client, talent, "PREMIUM", 1_000, None)
+        await client.post(
+            f"/api/v1/celebrities/{talent.celebrity_id}/subscriptions/import",
+            headers=talent.headers,
+            json={
+                "items": [
+                    {"subscriber": "member-2", "tier_code": "PREMIUM", "started_at": "2026-01-01T00:00:00Z"}
+                ]
+            },
+        )
+        [subscription] = (
+            await client.get(
+                f"/api/v1/celebrities/{talent.celebrity_id}/subscriptions", headers=talent.headers
+            )
+        ).json()["items"]
+        response = await client.post(
+            f"/api/v1/subscriptions/{subscription['id']}/cancel", headers=other_talent.headers, json={}
+        )
+        assert response.status_code == 404

@@ -146,6 +146,12 @@ class SubscribeResult(BaseModel):
     checkout_url: str | None = Field(default=None, description="Where the fan pays (Stripe); null when paid.")
 
 
+class CancelSubscription(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    at_period_end: bool = True
+
+
 class TierChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
