@@ -185,6 +185,13 @@ class TestWebhooks:
         assert first.json() == {"status": "applied"}
         again = await send(http, paid)
         assert again.json() == {"status": "duplicate"}
+        applied = await _count(
+            db,
+            "SELECT count(*) FROM platform_events"
+            " WHERE event_type = 'PAYMENT_EVENT_APPLIED' AND subject_id = :e",
+            e=paid["id"],
+        )
+        assert applied == 1
         rows = (
             await http.get(
                 f"/api/v1/celebrities/{sub.talent.celebrity_id}/revenue-transactions",

@@ -18,6 +18,7 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibethink.core.database import Database, RlsContext
 from vibethink.core.errors import PlatformError
 
 ALLOWANCE_TTL: Final = 30.0
@@ -286,3 +287,38 @@ def cached_allowance(tenant_id: uuid.UUID, celebrity_id: uuid.UUID, fan_key: str
     if cached is None or cached[1] <= time.monotonic():
         return None
     return cached[0]
+
+
+async def check_fan_message(
+    db: Database,
+    *,
+    tenant_id: uuid.UUID,
+    celebrity_id: uuid.UUID,
+    fan_key: str,
+    user_id: uuid.UUID | None = None,
+    now: datetime | None = None,
+) -> Allowance:
+    """`check_message` for callers without a session (the chat turn): memory only when warm; a short
+    transaction in the fan's tenant context only on a cache miss."""
+    found = cached_allowance(tenant_id, celebrity_id, fan_key)
+    if found is not None:
+        limit = found.messages_per_day
+        if limit is None:
+            return found
+        day, _, _ = day_bounds(now or datetime.now(UTC))
+        cached = _usage.get((tenant_id, celebrity_id, fan_key, day))
+        if cached is not None and cached[1] > time.monotonic() and cached[0] < limit:
+            return found
+    async with db.transaction(RlsContext(tenant_id=tenant_id, user_id=user_id, role="FAN")) as session:
+        return await check_message(
+            session, tenant_id=tenant_id, celebrity_id=celebrity_id, fan_key=fan_key, now=now
+        )
+
+
+def note_recorded(
+    tenant_id: uuid.UUID, celebrity_id: uuid.UUID, fan_key: str, *, total: int, now: datetime | None = None
+) -> None:
+    """Tells the cache the day's count after a caller ran `RECORD_SQL` in its own write (the turn's)."""
+    day, _, _ = day_bounds(now or datetime.now(UTC))
+    _bounded(_usage)
+    _usage[(tenant_id, celebrity_id, fan_key, day)] = (total, time.monotonic() + USAGE_TTL)

@@ -32,6 +32,7 @@ from vibethink.billing.models import (
     TransactionType,
 )
 from vibethink.billing.providers.stripe_gateway import StripeProvider
+from vibethink.core import outbox
 from vibethink.core.database import RlsContext, apply_context
 from vibethink.core.errors import InvalidInput, ServiceUnavailable
 
@@ -162,6 +163,15 @@ async def handle(session: AsyncSession, provider: StripeProvider, event: dict[st
     if handler is None:
         return "ignored"
     await handler(session, provider, tenant_id, obj, created)
+    await outbox.emit(
+        session,
+        "PAYMENT_EVENT_APPLIED",
+        tenant_id=tenant_id,
+        actor_role="PAYMENT_PROVIDER",
+        subject_type="payment_event",
+        subject_id=str(event["id"]),
+        payload={"provider": PROVIDER, "type": kind, "object": str(obj.get("id", ""))[:200]},
+    )
     return "applied"
 
 
