@@ -155,30 +155,3 @@ class TestDailyMessageQuota:
             finally:
                 event.remove(connection.sync_connection, "before_cursor_execute", count)
         assert statements == []
-
-
-class TestTheTurnsHook:
-    async def test_check_fan_message_refuses_the_free_fans_next_message_without_a_session(
-        self, db: Database, unique: str
-    ) -> None:
-        talent = await make_talent(db, unique)
-        await _tiers(db, talent, free_per_day=2)
-        ids = {"tenant_id": talent.tenant.id, "celebrity_id": talent.celebrity_id, "fan_key": "anon:turn"}
-        for _ in range(2):
-            assert (await quotas.check_fan_message(db, **ids, now=NOW)).tier_code == "FREE"
-            async with db.transaction(_context(talent)) as s:
-                total = await s.scalar(
-                    quotas.RECORD_SQL,
-                    {
-                        "tenant": talent.tenant.id,
-                        "celebrity": talent.celebrity_id,
-                        "fan": "anon:turn",
-                        "day": NOW.date(),
-                        "count": 1,
-                    },
-                )
-            quotas.note_recorded(
-                talent.tenant.id, talent.celebrity_id, "anon:turn", total=int(total or 0), now=NOW
-            )
-        with pytest.raises(quotas.QuotaExceeded):
-            await quotas.check_fan_message(db, **ids, now=NOW)

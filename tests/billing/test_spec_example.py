@@ -54,12 +54,12 @@ class TestTheSpecsExampleRevenueCalculation:
         http = private_client
 
         tiers = (await http.get(f"/api/v1/celebrities/{celebrity_id}/pricing-tiers", headers=headers)).json()
-        premium = next(t for t in tiers if t["code"] == "FAN")
+        premium = next(t for t in tiers if t["code"] == "PREMIUM")
         assert (premium["monthly_price_cents"], premium["currency"]) == (1_000, "USD")
 
         for batch in range(0, FANS, 2_000):
             items = [
-                {"subscriber": f"member-{n:05d}", "tier_code": "FAN", "started_at": JUNE.isoformat()}
+                {"subscriber": f"member-{n:05d}", "tier_code": "PREMIUM", "started_at": JUNE.isoformat()}
                 for n in range(batch, batch + 2_000)
             ]
             response = await http.post(

@@ -1,4 +1,4 @@
-"""The demo talents' pricing tiers: Free, Fan Club ($10/month, the spec's example) and VIP."""
+"""The demo talents' pricing tiers: FREE, PREMIUM ($10/month, the spec's example) and ENTERPRISE."""
 
 from __future__ import annotations
 
@@ -22,34 +22,30 @@ DEMO_TIERS: Final[tuple[dict[str, Any], ...]] = (
             "premium_content": False,
             "voice_minutes": 0,
             "video_minutes": 0,
-            "perks": ["20 messages a day"],
         },
     },
     {
-        # The spec's example: fans at $10/month.
-        "code": "FAN",
-        "name": "Fan Club",
+        "code": "PREMIUM",
+        "name": "Premium",
         "monthly_price_cents": 1_000,
         "sort_order": 1,
         "entitlements": {
-            "messages_per_day": None,
+            "messages_per_day": 200,
             "premium_content": True,
             "voice_minutes": 30,
             "video_minutes": 0,
-            "perks": ["Unlimited chat", "Members' Q&A"],
         },
     },
     {
-        "code": "VIP",
-        "name": "VIP",
-        "monthly_price_cents": 1_999,
+        "code": "ENTERPRISE",
+        "name": "Enterprise",
+        "monthly_price_cents": 4_900,
         "sort_order": 2,
         "entitlements": {
             "messages_per_day": None,
             "premium_content": True,
-            "voice_minutes": 120,
-            "video_minutes": 30,
-            "perks": ["Everything in Fan Club", "Exclusive stories", "Voice notes"],
+            "voice_minutes": 300,
+            "video_minutes": 60,
         },
     },
 )

@@ -18,7 +18,6 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibethink.core.database import Database, RlsContext
 from vibethink.core.errors import PlatformError
 
 ALLOWANCE_TTL: Final = 30.0
@@ -199,20 +198,41 @@ async def check_message(
     found = await allowance(session, tenant_id=tenant_id, celebrity_id=celebrity_id, fan_key=fan_key)
     if found.messages_per_day is None:
         return found
-    day, _, resets_at = day_bounds(now or datetime.now(UTC))
+    day, _, _ = day_bounds(now or datetime.now(UTC))
     used = await used_today(session, tenant_id=tenant_id, celebrity_id=celebrity_id, fan_key=fan_key, day=day)
     if used < found.messages_per_day:
         return found
-    upgrades = await upgrade_options(session, tenant_id=tenant_id, celebrity_id=celebrity_id, current=found)
-    wait = max(1, int((resets_at - (now or datetime.now(UTC))).total_seconds()))
+    raise await exceeded(
+        session, tenant_id=tenant_id, celebrity_id=celebrity_id, allowance=found, used=used, now=now
+    )
+
+
+async def exceeded(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    celebrity_id: uuid.UUID,
+    allowance: Allowance,
+    used: int,
+    now: datetime | None = None,
+) -> QuotaExceeded:
+    """The 429 for a fan past today's quota: the reset time (`Retry-After`, `details.resets_at`)
+    and the tiers to upgrade to (the fan's upgrade prompt)."""
+    moment = now or datetime.now(UTC)
+    _, _, resets_at = day_bounds(moment)
+    upgrades = await upgrade_options(
+        session, tenant_id=tenant_id, celebrity_id=celebrity_id, current=allowance
+    )
+    wait = max(1, int((resets_at - moment).total_seconds()))
     names = ", ".join(u["name"] for u in upgrades)
-    raise QuotaExceeded(
-        f"You have used your {found.messages_per_day} messages for today on the {found.tier_name} tier."
+    return QuotaExceeded(
+        f"You have used your {allowance.messages_per_day} messages for today"
+        f" on the {allowance.tier_name} tier."
         f" More at {resets_at.strftime('%H:%M UTC')}" + (f", or upgrade to {names}." if names else "."),
         headers={"Retry-After": str(wait)},
         details={
-            "tier": found.tier_code,
-            "quota": found.messages_per_day,
+            "tier": allowance.tier_code,
+            "quota": allowance.messages_per_day,
             "used": used,
             "resets_at": resets_at.isoformat(),
             "upgrade_tiers": upgrades,
@@ -287,38 +307,3 @@ def cached_allowance(tenant_id: uuid.UUID, celebrity_id: uuid.UUID, fan_key: str
     if cached is None or cached[1] <= time.monotonic():
         return None
     return cached[0]
-
-
-async def check_fan_message(
-    db: Database,
-    *,
-    tenant_id: uuid.UUID,
-    celebrity_id: uuid.UUID,
-    fan_key: str,
-    user_id: uuid.UUID | None = None,
-    now: datetime | None = None,
-) -> Allowance:
-    """`check_message` for callers without a session (the chat turn): memory only when warm; a short
-    transaction in the fan's tenant context only on a cache miss."""
-    found = cached_allowance(tenant_id, celebrity_id, fan_key)
-    if found is not None:
-        limit = found.messages_per_day
-        if limit is None:
-            return found
-        day, _, _ = day_bounds(now or datetime.now(UTC))
-        cached = _usage.get((tenant_id, celebrity_id, fan_key, day))
-        if cached is not None and cached[1] > time.monotonic() and cached[0] < limit:
-            return found
-    async with db.transaction(RlsContext(tenant_id=tenant_id, user_id=user_id, role="FAN")) as session:
-        return await check_message(
-            session, tenant_id=tenant_id, celebrity_id=celebrity_id, fan_key=fan_key, now=now
-        )
-
-
-def note_recorded(
-    tenant_id: uuid.UUID, celebrity_id: uuid.UUID, fan_key: str, *, total: int, now: datetime | None = None
-) -> None:
-    """Tells the cache the day's count after a caller ran `RECORD_SQL` in its own write (the turn's)."""
-    day, _, _ = day_bounds(now or datetime.now(UTC))
-    _bounded(_usage)
-    _usage[(tenant_id, celebrity_id, fan_key, day)] = (total, time.monotonic() + USAGE_TTL)

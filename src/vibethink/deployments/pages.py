@@ -232,7 +232,7 @@ async def render_twin_page(
     await apply_context(session, chat_service.fan_rls(fan, deployment.tenant_id))
     tiers = await _tiers(session, deployment)
     twin = await chat_service.deployed_twin(session, deployment.id, tenant_id=deployment.tenant_id)
-    fan_tier = chat_service.fan_tier(twin, fan)
+    fan_tier = await chat_service.fan_tier(session, twin, fan)
     branding = deployment.section("branding")
     hide_marks = white_label or bool(branding.get("hidePlatformMarks"))
     base = settings.public_url.rstrip("/")
