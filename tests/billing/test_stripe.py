@@ -339,6 +339,26 @@ class TestWebhooks:
         assert (call.form["charge"], call.form["amount"]) == (charge, "400")
         assert call.idempotency_key == f"refund-{row['id']}-400"
 
+    async def test_an_invoice_without_inline_payments_is_asked_for_its_charge(
+        self, http: httpx.AsyncClient, subscribed: Any, fake: FakeStripe
+    ) -> None:
+        sub, _ = subscribed
+        charge = f"ch_{uuid.uuid4().hex[:10]}"
+        fake.charge_fees[charge] = 61
+        invoice = sub.invoice(charge)
+        del invoice["payments"]
+        fake.invoice_charges[invoice["id"]] = charge
+        assert (await send(http, event("invoice.paid", invoice))).json() == {"status": "applied"}
+        [call] = fake.calls_to("GET", f"/v1/invoices/{invoice['id']}")
+        assert call.form == {"expand[0]": "payments"}
+        [row] = (
+            await http.get(
+                f"/api/v1/celebrities/{sub.talent.celebrity_id}/revenue-transactions",
+                headers=sub.talent.headers,
+            )
+        ).json()["items"]
+        assert (row["fee_cents"], row["net_cents"]) == (61, 939)
+
 
 class TestConnectPayouts:
     async def test_a_payout_batch_transfers_to_the_connected_account_once(

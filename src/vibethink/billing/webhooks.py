@@ -264,6 +264,9 @@ async def _invoice_paid(
     found.external_customer_id = found.external_customer_id or obj.get("customer")
     amount = int(obj.get("amount_paid", 0))
     charge = _invoice_charge(obj)
+    if charge is None and amount > 0 and obj.get("id"):
+        # Recent API versions list an invoice's payments only when asked: ask, to name the charge.
+        charge = _invoice_charge(await provider.invoice_with_payments(str(obj["id"])))
     fee = await provider.charge_fee(charge) if charge else 0
     lines = (obj.get("lines") or {}).get("data") or [{}]
     period = lines[-1].get("period") or {}
