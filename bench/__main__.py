@@ -1,10 +1,11 @@
-"""`python -m bench [all|rls|retrieval|chat|deployments] [--quick] [--only db,wrapper,api,traps]`.
+"""`python -m bench [all|rls|retrieval|chat|deployments|billing] [--quick] [--only db,wrapper,api,traps]`.
 
 `rls`: RLS overhead and the isolation traps. A full run takes about 8 minutes on 2 cores once the data
 exists (building 1,000 tenants × 1,000 rows takes about a minute, once); `--quick` takes about 2.
 `retrieval`: knowledge search latency over 100,000 chunks of one twin among 1,000 twins (building the
 data takes about 12 minutes, once). `deployments`: deployment resolution, public page times and the
-widget's size (about two minutes).
+widget's size (about two minutes). `billing`: month-end statements for 1,000 talents × 10,000
+transactions and the cached quota check (building the data takes a few minutes, once).
 `all` (the default, what `make bench` does) runs every suite.
 """
 
@@ -16,7 +17,7 @@ import sys
 import time
 from types import FrameType
 
-from bench import api_overhead, chat, deployments, isolation_traps, retrieval, rls_overhead
+from bench import api_overhead, billing, chat, deployments, isolation_traps, retrieval, rls_overhead
 from bench.datagen import Dataset, ensure_dataset
 from bench.report import machine, tool_version
 from bench.target import bench_target, pg_binary
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         "suite",
         nargs="?",
         default="all",
-        choices=["all", "rls", "retrieval", "chat", "deployments"],
+        choices=["all", "rls", "retrieval", "chat", "deployments", "billing"],
         help="the benchmark suite",
     )
     parser.add_argument("--quick", action="store_true", help="short runs (one round, a few seconds each)")
@@ -74,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\n# Deployments — resolution, public pages, widget size")
         print(machine())
         print(deployments.run(quick=args.quick))
+    if args.suite in ("all", "billing"):
+        print("\n# Billing — month-end statements and the quota check")
+        print(machine())
+        print(billing.run())
     print(f"\ndone in {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from vibethink.billing import pages as billing_pages
 from vibethink.billing import routes as billing_routes
 from vibethink.campaigns import routes as campaign_routes
 from vibethink.chat import facade as chat_facade
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(compliance_routes.router, prefix="/api/v1")
     app.include_router(chat_facade.router)
     app.include_router(tenancy_pages.router)
+    app.include_router(billing_pages.router)
     app.include_router(web_pages.router)
     app.include_router(deployment_dashboard.router)
     # Last: the portal's `/{slug}` must never shadow another page.
