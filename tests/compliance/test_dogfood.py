@@ -12,8 +12,8 @@ from tests.compliance.conftest import context
 from tests.factories import ADMIN
 from vibethink import demo
 from vibethink.cli import app as cli
-from vibethink.compliance.commands import build_payload
 from vibethink.compliance import readiness, tasks
+from vibethink.compliance.commands import build_payload
 from vibethink.compliance.models import Evidence
 from vibethink.compliance.state import load_state
 from vibethink.core.database import Database
@@ -59,10 +59,6 @@ class TestThePlatformUsesItsOwnModule:
         assert not [c for c in again.created if "compliance" in c]
 
     def test_the_release_process_emits_a_deployment_from_the_command_line(self) -> None:
-        from datetime import UTC, datetime
-
-        from vibethink.compliance.commands import build_payload
-
         payload = build_payload(
             None,
             [
@@ -79,7 +75,6 @@ class TestThePlatformUsesItsOwnModule:
             "tech-lead@vibethink.com",
             "devops-lead@vibethink.com",
         ]
-        assert (
-            CliRunner().invoke(__import__("vibethink.cli").cli.app, ["events", "emit", "bad type"]).exit_code
-            != 0
-        )
+        refused = CliRunner().invoke(cli, ["events", "emit", "bad type"])
+        assert refused.exit_code != 0
+        assert "UPPER_SNAKE_CASE" in refused.output
