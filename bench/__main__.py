@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows-per-tenant", type=int, default=1000)
     parser.add_argument("--seconds", type=int, help="duration of each pgbench / HTTP run")
     parser.add_argument("--rounds", type=int, help="alternating rounds per variant")
+    parser.add_argument("--fans", default="8,50,200", help="chat: comma-separated concurrent fans")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
     unknown = set(parts) - set(PARTS)
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n# Chat turns — the platform over HTTP/SSE beside a bare FastAPI + asyncpg ceiling")
         print(machine())
         with chat.chat_target() as target:
-            print(chat.run_chat(target, seconds=args.seconds or (4 if args.quick else 10)))
+            fans = tuple(int(n) for n in args.fans.split(",") if n.strip())
+            print(chat.run_chat(target, seconds=args.seconds or (4 if args.quick else 10), fans=fans))
     print(f"\ndone in {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -27,6 +27,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from bench import wrk
 from bench.api_overhead import _free_port, _stop
 from bench.report import percentile, table
 from bench.target import BenchTarget
@@ -39,6 +40,9 @@ KNOWLEDGE = (
     "Messi wore boots made for him in that final and lifted the trophy in Lusail."
 )
 CHAT_DATABASE = "vibethink_bench_chat"
+PLATFORM_GROUNDED = "platform turn, grounded model (SSE)"
+PLATFORM_OPENAI = "platform turn, OpenAI-compatible fake over HTTP (SSE)"
+CEILING = "ceiling (FastAPI + asyncpg)"
 REPLY = "What a final! Messi lifted the trophy in Qatar after penalties against France."
 
 
@@ -51,17 +55,25 @@ class Run:
     seconds: float
     latencies_ms: list[float]
     cpu_seconds: float
+    db_cpu_seconds: float = 0.0
+    quantiles: tuple[float, float] | None = None  # (p50, p99) as wrk reports them
 
     @property
     def rate(self) -> float:
         return self.turns / self.seconds
 
     def p(self, fraction: float) -> float:
+        if self.quantiles is not None:
+            return self.quantiles[0] if fraction == 0.5 else self.quantiles[1]
         return percentile(sorted(self.latencies_ms), fraction)
 
     @property
     def cpu_ms_per_turn(self) -> float:
         return 1000 * self.cpu_seconds / max(1, self.turns)
+
+    @property
+    def db_cpu_ms_per_turn(self) -> float:
+        return 1000 * self.db_cpu_seconds / max(1, self.turns)
 
 
 # -- servers -------------------------------------------------------------------------------------
@@ -126,6 +138,25 @@ def serve_ceiling(port: int) -> None:
     import uvicorn
 
     uvicorn.run(ceiling_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def database_cpu_seconds(database: str) -> float:
+    """CPU time of the PostgreSQL backends connected to `database` (by their process titles)."""
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmd:
+                title = cmd.read().replace(b"\0", b" ").decode(errors="replace")
+            if not title.startswith("postgres: ") or f" {database} " not in title:
+                continue
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 @dataclass
@@ -206,8 +237,9 @@ def chat_target() -> Iterator[BenchTarget]:
         stop_embedded()
 
 
-async def make_twin(target: BenchTarget) -> tuple[uuid.UUID, uuid.UUID]:
-    """A talent with an ACTIVE twin on the fake model, a portal deployment and a little knowledge."""
+async def make_twin(target: BenchTarget, provider: str = "openai") -> tuple[uuid.UUID, uuid.UUID]:
+    """A talent with an ACTIVE twin (on the fake model, or grounded), a portal deployment and a
+    little knowledge."""
     from sqlalchemy import text
 
     from vibethink.core.database import Database, RlsContext
@@ -226,7 +258,7 @@ async def make_twin(target: BenchTarget) -> tuple[uuid.UUID, uuid.UUID]:
         "visualAvatarId": "avatar-bench",
         "personalityProfile": {"tone": "warm", "language": "en", "expertise": ["football"]},
         "guardrails": {"maxResponseLength": 600, "bannedTopics": ["politics"], "contentRating": "PG"},
-        "model": {"provider": "openai", "model": "fake-gpt"},
+        "model": {"provider": provider, **({"model": "fake-gpt"} if provider == "openai" else {})},
     }
     try:
         async with db.transaction(RlsContext(is_admin=True, role="PLATFORM_ADMIN")) as s:
@@ -330,16 +362,41 @@ async def _drive(
 def _measure(
     name: str, server: Process, requests: list[tuple[dict[str, str], str]], *, seconds: float, streaming: bool
 ) -> Run:
+    if wrk.available():
+        return _measure_with_wrk(name, server, requests, seconds=seconds, streaming=streaming)
     asyncio.run(_drive(server.base_url, requests, seconds=min(2.0, seconds), streaming=streaming))  # warm-up
-    cpu_before = server.cpu_seconds()
+    cpu_before, db_before = server.cpu_seconds(), database_cpu_seconds(CHAT_DATABASE)
     turns, errors, elapsed, latencies = asyncio.run(
         _drive(server.base_url, requests, seconds=seconds, streaming=streaming)
     )
-    return Run(name, len(requests), turns, errors, elapsed, latencies, server.cpu_seconds() - cpu_before)
+    cpu, db_cpu = server.cpu_seconds() - cpu_before, database_cpu_seconds(CHAT_DATABASE) - db_before
+    return Run(name, len(requests), turns, errors, elapsed, latencies, cpu, db_cpu)
 
 
-def run_chat(target: BenchTarget, *, seconds: float) -> str:
-    tenant_id, deployment_id = asyncio.run(make_twin(target))
+def _measure_with_wrk(
+    name: str, server: Process, requests: list[tuple[dict[str, str], str]], *, seconds: float, streaming: bool
+) -> Run:
+    load = [
+        wrk.WrkRequest(
+            path,
+            {**headers, "Content-Type": "application/json"},
+            json.dumps({"content": PROMPTS[n % len(PROMPTS)], "stream": streaming}),
+        )
+        for n, (headers, path) in enumerate(requests)
+    ]
+    marker = "event: done" if streaming else ""
+    wrk.run(server.base_url, load, seconds=min(2.0, seconds), marker=marker)  # warm-up
+    cpu_before, db_before = server.cpu_seconds(), database_cpu_seconds(CHAT_DATABASE)
+    result = wrk.run(server.base_url, load, seconds=seconds, marker=marker)
+    cpu, db_cpu = server.cpu_seconds() - cpu_before, database_cpu_seconds(CHAT_DATABASE) - db_before
+    run = Run(name, len(requests), result.requests, result.errors, result.seconds, [], cpu, db_cpu)
+    run.quantiles = (result.p50_ms, result.p99_ms)
+    return run
+
+
+def run_chat(target: BenchTarget, *, seconds: float, fans: tuple[int, ...] = CONCURRENCIES) -> str:
+    tenant_id, deployment_id = asyncio.run(make_twin(target, "openai"))
+    _, grounded_deployment_id = asyncio.run(make_twin(target, "grounded"))
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="vibethink-bench-chat-") as tmp, fake_model() as model_url:
         log_dir = Path(tmp)
@@ -352,31 +409,31 @@ def run_chat(target: BenchTarget, *, seconds: float) -> str:
         }
         code = "from bench.chat import serve_platform; serve_platform({port})"
         with started(code, env, log_dir, ready_path="/healthz") as platform:
-            for concurrency in CONCURRENCIES:
-                fans = asyncio.run(_fans(platform.base_url, deployment_id, concurrency))
-                runs.append(_measure("platform turn (SSE)", platform, fans, seconds=seconds, streaming=True))
-                print(f"  platform, {concurrency} fans: {runs[-1].rate:,.0f} turns/s", flush=True)
+            for name, deployment in (
+                (PLATFORM_GROUNDED, grounded_deployment_id),
+                (PLATFORM_OPENAI, deployment_id),
+            ):
+                for concurrency in fans:
+                    made = asyncio.run(_fans(platform.base_url, deployment, concurrency))
+                    runs.append(_measure(name, platform, made, seconds=seconds, streaming=True))
+                    print(f"  {name}, {concurrency} fans: {runs[-1].rate:,.0f} turns/s", flush=True)
         app_url = target.app.set(drivername="postgresql").render_as_string(hide_password=False)
         ceiling_env = {**os.environ, "CEILING_DSN": app_url}
         code = "from bench.chat import serve_ceiling; serve_ceiling({port})"
         with started(code, ceiling_env, log_dir, ready_path="/docs") as ceiling:
-            for concurrency in CONCURRENCIES:
+            for concurrency in fans:
                 paths = asyncio.run(_ceiling_fans(ceiling.base_url, target, tenant_id, concurrency))
                 requests = [({}, p) for p in paths]
-                runs.append(
-                    _measure(
-                        "ceiling (FastAPI + asyncpg)", ceiling, requests, seconds=seconds, streaming=False
-                    )
-                )
+                runs.append(_measure(CEILING, ceiling, requests, seconds=seconds, streaming=False))
                 print(f"  ceiling, {concurrency} fans: {runs[-1].rate:,.0f} turns/s", flush=True)
     return report(runs)
 
 
 def report(runs: list[Run]) -> str:
     rows = []
-    by = {(r.name.split(" ")[0], r.concurrency): r for r in runs}
+    by = {(r.name, r.concurrency): r for r in runs}
     for run in runs:
-        ceiling = by.get(("ceiling", run.concurrency))
+        ceiling = by.get((CEILING, run.concurrency))
         ratio = f"{run.rate / ceiling.rate:.2f}×" if ceiling and run is not ceiling else ""
         rows.append(
             [
@@ -387,9 +444,21 @@ def report(runs: list[Run]) -> str:
                 f"{run.p(0.5):.1f}",
                 f"{run.p(0.99):.1f}",
                 f"{run.cpu_ms_per_turn:.2f}",
+                f"{run.db_cpu_ms_per_turn:.2f}",
                 run.errors,
             ]
         )
     return table(
-        ["server", "fans", "turns/s", "vs ceiling", "p50 ms", "p99 ms", "server CPU ms/turn", "errors"], rows
+        [
+            "server",
+            "fans",
+            "turns/s",
+            "vs ceiling",
+            "p50 ms",
+            "p99 ms",
+            "server CPU ms/turn",
+            "PostgreSQL CPU ms/turn",
+            "errors",
+        ],
+        rows,
     )

@@ -5,7 +5,10 @@ Every transaction reads what the celebrities API reads (`talent.service.get` and
 The owner runs it bare (BEGIN, query, COMMIT). The app role runs it with the RLS context:
 - *own round trip*: BEGIN, set_config(...), query, COMMIT (what the platform did at first);
 - *with BEGIN*: BEGIN and set_config in one pipelined round trip, query, COMMIT (what
-  `core.database.apply_context` does now: the context travels with the transaction's BEGIN).
+  `core.database.apply_context` does now: the context travels with the transaction's BEGIN);
+- *set by the key lookup*: what an API-key request does. Its first statement looks the key up
+  (`auth_find_api_key`) and sets the context in the same SELECT (`tenancy.access._from_api_key`);
+  compared with the owner running the same lookup without the set_config calls.
 """
 
 from __future__ import annotations
@@ -46,19 +49,37 @@ CONTEXT = (
     "SELECT set_config('app.tenant_id', md5('t' || :t)::uuid::text, true),"
     " set_config('app.role', 'API_KEY', true);"
 )
+KEY_LOOKUP = (
+    "SELECT k.tenant_id, k.id, k.secret_hash, k.scopes, k.expires_at, k.revoked_at{context}"
+    " FROM auth_find_api_key((SELECT key_id FROM bench_key_ids WHERE tenant_n = :t)) k;"
+)
+KEY_CONTEXT = (
+    ", set_config('app.tenant_id', k.tenant_id::text, true), set_config('app.role', 'API_KEY', true)"
+)
 WORKLOADS = {"by id": BY_ID, "list page of 50": LIST_PAGE}
+# Key ids are lookup handles, not secrets: the scripts read them from here (bench database only).
+KEY_IDS_SQL = (
+    "CREATE TABLE IF NOT EXISTS bench_key_ids AS"
+    " SELECT tenant_n, substr(plaintext, 9, 16) AS key_id FROM bench_api_keys;"
+    "CREATE UNIQUE INDEX IF NOT EXISTS bench_key_ids_pkey ON bench_key_ids (tenant_n);"
+    "GRANT SELECT ON bench_key_ids TO {app}"
+)
 
 
 @dataclass(frozen=True)
 class Variant:
     name: str
     as_owner: bool
-    context: str  # "none" | "own" | "with-begin"
+    context: str  # "none" | "own" | "with-begin" | "key-lookup"
+    baseline: str = "owner, no RLS"
 
     def script(self, query: str, dataset: Dataset) -> str:
         head = f"\\set n random(1, {dataset.rows})\n\\set t (:n - 1) / {dataset.rows_per_tenant} + 1\n"
         if self.context == "none":
             body = f"BEGIN;\n{query}\nCOMMIT;\n"
+        elif self.context == "key-lookup":
+            lookup = KEY_LOOKUP.format(context="" if self.as_owner else KEY_CONTEXT)
+            body = f"BEGIN;\n{lookup}\n{query}\nCOMMIT;\n"
         elif self.context == "own":
             body = f"BEGIN;\n{CONTEXT}\n{query}\nCOMMIT;\n"
         else:
@@ -66,10 +87,18 @@ class Variant:
         return head + body
 
 
+OWNER_WITH_LOOKUP = "owner, no RLS, key lookup first"
 VARIANTS = (
     Variant("owner, no RLS", as_owner=True, context="none"),
     Variant("app + RLS, set_config own round trip", as_owner=False, context="own"),
     Variant("app + RLS, set_config with BEGIN", as_owner=False, context="with-begin"),
+    Variant(OWNER_WITH_LOOKUP, as_owner=True, context="key-lookup", baseline=OWNER_WITH_LOOKUP),
+    Variant(
+        "app + RLS, context set by the key lookup",
+        as_owner=False,
+        context="key-lookup",
+        baseline=OWNER_WITH_LOOKUP,
+    ),
 )
 
 
@@ -138,6 +167,7 @@ def _run_pgbench(
 def run_pgbench(target: BenchTarget, dataset: Dataset, plan: PgbenchPlan) -> str:
     """pgbench rounds, variants rotated each round so none always runs first; returns the tables."""
     results: dict[tuple[str, str], Measured] = {}
+    asyncio.run(_key_ids(target))
     with tempfile.TemporaryDirectory(prefix="vibethink-bench-") as work:
         for round_no in range(plan.rounds):
             for workload, query in WORKLOADS.items():
@@ -161,8 +191,8 @@ def run_pgbench(target: BenchTarget, dataset: Dataset, plan: PgbenchPlan) -> str
                     )
     rows: list[list[object]] = []
     for workload in WORKLOADS:
-        owner = results[(workload, VARIANTS[0].name)]
         for variant in VARIANTS:
+            owner = results[(workload, variant.baseline)]
             m = results[(workload, variant.name)]
             lat = sorted(m.latencies_ms)
             rows.append(
@@ -181,6 +211,14 @@ def run_pgbench(target: BenchTarget, dataset: Dataset, plan: PgbenchPlan) -> str
         ["workload", "role / context", "TPS (median)", "mean ms", "p50 ms", "p99 ms", "failed", "overhead"],
         rows,
     )
+
+
+async def _key_ids(target: BenchTarget) -> None:
+    conn = await target.connect_owner()
+    try:
+        await conn.execute(KEY_IDS_SQL.format(app=target.app.username))
+    finally:
+        await conn.close()
 
 
 def pgbench_scripts(dataset: Dataset) -> str:

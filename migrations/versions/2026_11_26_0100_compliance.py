@@ -1,7 +1,7 @@
 """Compliance: settings, custom frameworks, the signed evidence ledger, checkpoints, notes, assessments, reports
 
 Revision ID: 0009_compliance
-Revises: 0006_chat_public
+Revises: 0008_billing
 Create Date: 2026-11-26 01:00:30.506113+00:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0009_compliance"
-down_revision: str | None = "0006_chat_public"
+down_revision: str | None = "0008_billing"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

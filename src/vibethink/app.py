@@ -14,6 +14,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from vibethink.billing import routes as billing_routes
+from vibethink.campaigns import routes as campaign_routes
 from vibethink.chat import facade as chat_facade
 from vibethink.chat import routes as chat_routes
 from vibethink.compliance import routes as compliance_routes
@@ -22,6 +24,10 @@ from vibethink.core.database import Database
 from vibethink.core.dispatcher import Dispatcher, default_registry
 from vibethink.core.http import install_error_handlers
 from vibethink.core.settings import Settings, get_settings
+from vibethink.deployments import http as deployment_http
+from vibethink.deployments import pages as deployment_pages
+from vibethink.deployments import routes as deployment_routes
+from vibethink.deployments import tasks as deployment_tasks
 from vibethink.talent import routes as talent_routes
 from vibethink.tenancy import pages as tenancy_pages
 from vibethink.tenancy import routes as tenancy_routes
@@ -74,9 +80,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         if settings.in_process_dispatcher:
             dispatcher = Dispatcher(database, default_registry(), worker_id="serve")
             dispatcher_task = asyncio.create_task(dispatcher.run_forever())
+        background = deployment_tasks.Background(database).start()
         try:
             yield
         finally:
+            await background.stop()
             if dispatcher is not None and dispatcher_task is not None:
                 dispatcher.stop()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -101,14 +109,24 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     ops.install(app)
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
     install_api_docs(app)
+    # Routes are matched in order: the chat, the busiest by far, first.
+    app.include_router(chat_routes.router, prefix="/api/v1")
     app.include_router(tenancy_routes.router, prefix="/api/v1")
     app.include_router(talent_routes.router, prefix="/api/v1")
     app.include_router(twin_routes.router, prefix="/api/v1")
     app.include_router(knowledge_routes.router, prefix="/api/v1")
-    app.include_router(chat_routes.router, prefix="/api/v1")
     app.include_router(chat_routes.moderation_router, prefix="/api/v1")
+    app.include_router(deployment_routes.router, prefix="/api/v1")
+    app.include_router(deployment_routes.widget_router, prefix="/api/v1")
+    app.include_router(campaign_routes.router, prefix="/api/v1")
+    app.include_router(billing_routes.router, prefix="/api/v1")
+    app.include_router(billing_routes.fan_router, prefix="/api/v1")
     app.include_router(compliance_routes.router, prefix="/api/v1")
     app.include_router(chat_facade.router)
     app.include_router(tenancy_pages.router)
     app.include_router(web_pages.router)
+    # Last: the portal's `/{slug}` must never shadow another page.
+    app.include_router(deployment_pages.router)
+    app.add_middleware(deployment_http.EmbedCors)
+    app.add_middleware(deployment_http.HostRouting, settings=settings)
     return app

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibethink.billing import demo_tiers
 from vibethink.campaigns.models import Brand
 from vibethink.compliance import dogfood as compliance_dogfood
 from vibethink.core import outbox
@@ -174,6 +175,7 @@ class DemoReport:
     created: list[str] = field(default_factory=list)
     users: tuple[DemoUser, ...] = USERS
     portals: dict[str, uuid.UUID] = field(default_factory=dict)  # talent slug -> portal deployment id
+    widgets: dict[str, str] = field(default_factory=dict)  # talent slug -> demo widget's public key
 
     def describe(self, public_url: str) -> str:
         lines = [
@@ -191,6 +193,11 @@ class DemoReport:
         if self.portals:
             lines += ["", "  Portal deployments (for the chat API, see the README):"]
             lines += [f"    {slug:<16} {deployment_id}" for slug, deployment_id in self.portals.items()]
+            lines += ["", "  Portal pages:"]
+            lines += [f"    {public_url}/{slug}" for slug in self.portals]
+        if self.widgets:
+            lines += ["", "  Widget keys (embeddable from http://localhost:8001 and this site):"]
+            lines += [f"    {slug:<16} {key}" for slug, key in self.widgets.items()]
         return "\n".join(lines)
 
 
@@ -244,6 +251,7 @@ async def load(settings: Settings, *, db: Database | None = None) -> DemoReport:
                 )
                 tenants[talent.slug] = tenant_id
                 await _celebrity(session, report, tenant_id, talent)
+                report.created += await demo_tiers.ensure_tiers(session, tenant_id, talent.slug)
             for slug, name, category, website in BRANDS:
                 tenant_id = await _tenant(
                     session, report, slug=slug, name=name, kind=TenantKind.BRAND, tier=TenantTier.ENTERPRISE
@@ -269,6 +277,7 @@ async def load(settings: Settings, *, db: Database | None = None) -> DemoReport:
                 )
                 if portal is not None:
                     report.portals[talent.slug] = portal
+            await demo_deployments(session, report, public_url=settings.public_url)
     finally:
         if db is None:
             await database.dispose()
@@ -394,3 +403,129 @@ async def _user(
             subject_id=user_id,
             payload={"role": user.role.value, "source": "demo"},
         )
+
+
+DEMO_THEMES = {
+    "andres-cantor": {
+        "mode": "dark",
+        "primaryColor": "#0b6e4f",
+        "accentColor": "#f4d35e",
+        "position": "bottom-right",
+    },
+    "valentina-rios": {
+        "mode": "light",
+        "primaryColor": "#7b2cbf",
+        "accentColor": "#0a9396",
+        "position": "bottom-left",
+    },
+    "marcus-reed": {
+        "mode": "light",
+        "primaryColor": "#1d3557",
+        "accentColor": "#e76f51",
+        "position": "bottom-right",
+    },
+}
+DEMO_TAGLINES = {
+    "andres-cantor": "¡Goooool! Habla de fútbol con la voz del gol.",
+    "valentina-rios": "Entrena, juega y sueña en grande conmigo.",
+    "marcus-reed": "Small wins, every day.",
+}
+DEMO_TIERS = (
+    ("FAN", "Fan Club", 499, ["Unlimited chat", "Members' Q&A"]),
+    ("VIP", "VIP", 1999, ["Everything in Fan Club", "Exclusive stories", "Voice notes"]),
+)
+
+
+async def demo_deployments(session: AsyncSession, report: DemoReport, *, public_url: str) -> None:
+    """Each demo talent's portal gets its look, tiers and premium content, plus an embeddable widget."""
+    from vibethink.billing.models import PricingTier
+
+    for talent in TALENTS:
+        celebrity = await session.scalar(select(Celebrity).where(Celebrity.slug == talent.slug))
+        if celebrity is None:
+            continue
+        theme = DEMO_THEMES.get(talent.slug, {})
+        spanish = talent.twin_config["personalityProfile"].get("language") == "es"
+        has_tiers = await session.scalar(
+            select(PricingTier.id).where(
+                PricingTier.tenant_id == celebrity.tenant_id, PricingTier.celebrity_id == celebrity.id
+            )
+        )
+        if has_tiers is None:
+            for order, (code, name, cents, perks) in enumerate(DEMO_TIERS):
+                session.add(
+                    PricingTier(
+                        tenant_id=celebrity.tenant_id,
+                        celebrity_id=celebrity.id,
+                        code=code,
+                        name=name,
+                        monthly_price_cents=cents,
+                        currency="USD",
+                        entitlements={"perks": perks},
+                        sort_order=order,
+                    )
+                )
+            report.created.append(f"pricing tiers of {talent.slug}")
+        portal = await session.scalar(
+            select(Deployment).where(
+                Deployment.tenant_id == celebrity.tenant_id,
+                Deployment.celebrity_id == celebrity.id,
+                Deployment.type == DeploymentType.VIBETHINK_PORTAL,
+            )
+        )
+        if portal is not None and "theme" not in portal.config:
+            portal.config = {
+                **portal.config,
+                "theme": theme,
+                "branding": {"tagline": DEMO_TAGLINES.get(talent.slug, "")},
+                "premiumContent": [
+                    {
+                        "title": "Bienvenida" if spanish else "Welcome",
+                        "body": talent.twin_config["personalityProfile"].get("greeting", ""),
+                        "tier": "FREE",
+                    },
+                    {
+                        "title": "Historias del vestuario" if spanish else "Locker-room stories",
+                        "teaser": "Lo que no se vio en la tele."
+                        if spanish
+                        else "What the cameras never showed.",
+                        "body": (
+                            "Cada semana, una historia nueva contada en primera persona."
+                            if spanish
+                            else "Every week, a new story told first-hand."
+                        ),
+                        "tier": "VIP",
+                    },
+                ],
+            }
+        widget = await session.scalar(
+            select(Deployment).where(
+                Deployment.tenant_id == celebrity.tenant_id,
+                Deployment.celebrity_id == celebrity.id,
+                Deployment.type == DeploymentType.EMBEDDED_WIDGET,
+            )
+        )
+        if widget is None:
+            host = public_url.rstrip("/")
+            widget = Deployment(
+                tenant_id=celebrity.tenant_id,
+                celebrity_id=celebrity.id,
+                type=DeploymentType.EMBEDDED_WIDGET,
+                name=f"{talent.name} · website widget",
+                config={"theme": theme},
+                status=DeploymentStatus.ACTIVE,
+                allowed_origins=["http://localhost:8001", "http://127.0.0.1:8001", host],
+            )
+            session.add(widget)
+            await session.flush()
+            await outbox.emit(
+                session,
+                "DEPLOYMENT_CREATED",
+                tenant_id=celebrity.tenant_id,
+                actor_role="SYSTEM",
+                subject_type="deployment",
+                subject_id=widget.id,
+                payload={"celebrity_id": str(celebrity.id), "type": "EMBEDDED_WIDGET", "source": "demo"},
+            )
+            report.created.append(f"widget of {talent.slug}")
+        report.widgets[talent.slug] = widget.widget_key

@@ -38,7 +38,16 @@ COMPLIANCE_HISTORY = frozenset(
     }
 )
 APPEND_ONLY_TABLES = frozenset(
-    {"audit_log", "revenue_transactions", "platform_events", "event_deliveries", "interaction_events"}
+    {
+        "audit_log",
+        "revenue_transactions",
+        "platform_events",
+        "event_deliveries",
+        "interaction_events",
+        "deployment_conversions",
+        "campaign_clicks",
+        "payment_events",
+    }
     | COMPLIANCE_HISTORY
 )
 # ... and not even the owner: a trigger rejects UPDATE, DELETE and TRUNCATE.
@@ -200,6 +209,13 @@ ROW_OVERRIDES: dict[str, dict[str, str]] = {
         "celebrity_share_cents": "700",
         "platform_share_cents": "300",
     },
+    "fan_subscriptions": {
+        "status": "ACTIVE",
+        "price_cents": "1000",
+        "current_period_start": "2026-01-01T00:00:00Z",
+        "current_period_end": "2026-02-01T00:00:00Z",
+    },
+    "purchases": {"amount_cents": "2500", "status": "PAID"},
 }
 
 

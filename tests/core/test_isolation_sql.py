@@ -31,8 +31,10 @@ from vibethink.core.database import Database, RlsContext
 from vibethink.core.settings import Settings
 
 MUTABLE_TENANT_TABLES = [t for t in MODEL_TENANT_TABLES if t not in APPEND_ONLY_TABLES]
-# Records that may change status but are never deleted (moderation history).
-UNDELETABLE_TABLES = frozenset({"moderation_flags"})
+# Records that may change status but are never deleted (moderation and billing history).
+UNDELETABLE_TABLES = frozenset({"moderation_flags", "fan_subscriptions", "purchases", "payouts"})
+# Settings keyed by the celebrity alone.
+ONE_ROW_PER_CELEBRITY = frozenset({"fee_schedules", "payout_settings"})
 DELETABLE_TENANT_TABLES = [t for t in MUTABLE_TENANT_TABLES if t not in UNDELETABLE_TABLES]
 RLS_VIOLATION = re.compile("violates row-level security policy")
 PERMISSION_DENIED = re.compile("permission denied for table")
@@ -143,6 +145,9 @@ class TestTenantReadsOnlyItsOwnRows:
             values["user_id"] = str(await _new_user(app_connect))
         conn = await app_connect()
         async with rls(conn, tenant=a.tenant_id):
+            if table in ONE_ROW_PER_CELEBRITY:
+                # The celebrity already has its one row: replace it (rolled back with the test).
+                await conn.execute(f"DELETE FROM {table} WHERE tenant_id = $1", a.tenant_id)
             status = await conn.execute(
                 row_builder.insert_sql(table, values, returning=False), *values.values()
             )

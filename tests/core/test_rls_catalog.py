@@ -25,6 +25,7 @@ GLOBAL_UNIQUE_KEYS = frozenset(
     {
         ("celebrities", ("slug",)),  # portal path /{slug}
         ("deployments", ("custom_domain",)),  # white-label Host header
+        ("deployments", ("widget_key",)),  # the embed's public key, random, resolved before any tenant
         ("api_keys", ("key_id",)),  # public handle of a key, resolved before any tenant context
         ("tenants", ("slug",)),  # dashboard paths /studio/{slug}, /brand/{slug}
         # The hash of a random one-time secret, resolved before any tenant context like key_id;

@@ -52,6 +52,7 @@ class BrandCampaign(Base):
             ["tenant_id", "celebrity_id"], ["celebrities.tenant_id", "celebrities.id"], ondelete="CASCADE"
         ),
         ForeignKeyConstraint(["brand_tenant_id", "brand_id"], ["brands.tenant_id", "brands.id"]),
+        ForeignKeyConstraint(["tenant_id", "deployment_id"], ["deployments.tenant_id", "deployments.id"]),
         Index("ix_brand_campaigns_tenant_celebrity", "tenant_id", "celebrity_id", "starts_at"),
         Index("ix_brand_campaigns_brand_tenant", "brand_tenant_id", "starts_at"),
         CheckConstraint("ends_at IS NULL OR ends_at > starts_at", name="window_order"),
@@ -65,6 +66,11 @@ class BrandCampaign(Base):
     brand_id: Mapped[uuid.UUID]
     deployment_id: Mapped[uuid.UUID | None]
     campaign_name: Mapped[str] = mapped_column(String(200))
+    # The sponsor's name as the brand gave it, for the disclosure (the talent cannot read `brands`).
+    brand_name: Mapped[str] = mapped_column(String(200), server_default="")
+    slug: Mapped[str] = mapped_column(String(80), server_default="")
+    requested_by: Mapped[uuid.UUID | None]
+    decided_by: Mapped[uuid.UUID | None]
     category: Mapped[str | None] = mapped_column(String(100))
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime | None]

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +28,7 @@ from vibethink.chat.tokens import Fan
 from vibethink.chat.turn import TURN_MESSAGES, Turn, TurnResult, prepare
 from vibethink.core.database import RlsContext
 from vibethink.core.errors import InvalidInput, ModelNotFound, ModelUnavailable, NotFound, PlatformError
+from vibethink.core.http import EventStreamResponse
 from vibethink.core.settings import Settings
 from vibethink.tenancy.access import Principal, current_principal, database, settings_of
 from vibethink.tenancy.permissions import Permission
@@ -258,17 +259,11 @@ async def chat_completions(request: Request) -> Response:
                 user_id=principal.user_id,
             )
             conversation_id = await _conversation(session, settings, fan, twin.deployment_id)
-            prepared = await prepare(
-                session, settings, fan, conversation_id, content=content, history=history
-            )
+        prepared = await prepare(db, settings, fan, conversation_id, content=content, history=history)
         turn = Turn(settings, prepared)
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return StreamingResponse(
-                _stream(turn, request, body.model, include_usage),
-                media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-            )
+            return EventStreamResponse(_stream(turn, request, body.model, include_usage))
         async for _ in turn.deltas():
             pass
         result = await turn.finish(db)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibethink.chat import memory, moderation
@@ -37,6 +37,8 @@ from vibethink.chat.tokens import TOKEN_PREFIX, Fan, user_fan
 from vibethink.chat.turn import Turn, TurnResult, prepare
 from vibethink.core.database import RlsContext, apply_context
 from vibethink.core.errors import InvalidInput, ModelUnavailable, NotAuthenticated, PlatformError
+from vibethink.core.http import EventStreamResponse
+from vibethink.deployments import widget
 from vibethink.deployments.models import DeploymentType
 from vibethink.tenancy.access import DbSession, Principal, database, require, session_user, settings_of
 from vibethink.tenancy.permissions import Permission
@@ -48,7 +50,6 @@ moderation_router = APIRouter(tags=["moderation"])
 
 ModerationReader = Annotated[Principal, Depends(require(Permission.MODERATION_READ))]
 ModerationWriter = Annotated[Principal, Depends(require(Permission.MODERATION_WRITE))]
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def presented_fan_token(request: Request) -> str | None:
@@ -65,7 +66,12 @@ async def current_fan(request: Request) -> Fan:
     """The fan behind a request: a fan token (no database needed) or a signed-in session cookie."""
     token = presented_fan_token(request)
     if token is not None:
-        return chat_service.fan_tokens(settings_of(request)).read(token)
+        fan = chat_service.fan_tokens(settings_of(request)).read(token)
+        # An embed's token works only from its own site (or the platform's iframe); CORS echoes it.
+        request.state.cors_origin = widget.check_fan_origin(
+            fan, request.headers.get("origin"), request.headers.get("host")
+        )
+        return fan
     async with database(request).transaction(RlsContext()) as session:
         found = await session_user(request, session)
     if found is None:
@@ -207,17 +213,14 @@ async def send_message(
     """Sends the fan's message; the reply streams as server-sent events (`delta`…, `done`, `[DONE]`)
     or, with `stream: false`, comes back whole."""
     settings = settings_of(request)
-    # The read is its own short transaction: no connection is held while the model streams.
-    async with database(request).transaction(fan_context(fan)) as session:
-        prepared = await prepare(session, settings, fan, conversation_id, content=body.content)
+    # The read is one call of its own: no connection is held while the model streams.
+    prepared = await prepare(database(request), settings, fan, conversation_id, content=body.content)
     turn = Turn(settings, prepared)
     streaming = (
         body.stream if body.stream is not None else "text/event-stream" in request.headers.get("accept", "")
     )
     if streaming:
-        return StreamingResponse(
-            _event_stream(turn, request), media_type="text/event-stream", headers=SSE_HEADERS
-        )
+        return EventStreamResponse(_event_stream(turn, request))
     async for _ in turn.deltas():
         pass
     result = await turn.finish(database(request))

@@ -6,6 +6,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final
 
 from sqlalchemy import select, text, tuple_
@@ -39,7 +40,13 @@ FAN_CONVERSATION_SQL = text("SELECT tenant_id, deployment_id FROM chat_fan_conve
 
 
 def fan_tokens(settings: Settings) -> FanTokens:
-    return FanTokens(settings.secret_key, settings.fan_token_max_age_seconds)
+    """The process's token signer for these settings (one, so verified tokens are remembered)."""
+    return _fan_tokens(settings.secret_key, settings.fan_token_max_age_seconds)
+
+
+@lru_cache(maxsize=8)
+def _fan_tokens(secret_key: str, max_age_seconds: int) -> FanTokens:
+    return FanTokens(secret_key, max_age_seconds)
 
 
 async def deployed_twin(
@@ -76,7 +83,7 @@ def require_live(twin: DeployedTwin) -> DeployedTwin:
     return twin
 
 
-async def fan_tier(session: AsyncSession, twin: DeployedTwin, fan: Fan) -> str:
+def fan_tier(twin: DeployedTwin, fan: Fan) -> str:
     """The fan's pricing tier for this twin; every fan is FREE until subscriptions exist."""
     return "FREE"
 
@@ -109,7 +116,7 @@ async def create_conversation(session: AsyncSession, fan: Fan, deployment_id: uu
     twin = require_live(await deployed_twin(session, deployment_id, tenant_id=fan.tenant_id))
     await enter_fan_tenant(session, fan, twin.tenant_id)
     context = twin.context(
-        fan_key=fan.fan_key, session_id=secrets.token_hex(16), fan_tier=await fan_tier(session, twin, fan)
+        fan_key=fan.fan_key, session_id=secrets.token_hex(16), fan_tier=fan_tier(twin, fan)
     )
     document = context.as_json()
     await schema_registry.validate(session, CONTEXT_SCHEMA, document, column="context")

@@ -1,16 +1,15 @@
-"""One chat turn: read, check, retrieve, stream through the output guard, then write once.
+"""One chat turn: check, read, stream through the output guard, then write once.
 
-No database connection is held while the model streams: the turn reads in one short transaction
-(conversation, block, history and memories in one statement, then retrieval), streams, and writes
-everything in one statement of a second transaction (both messages, the counter with its limit,
-the interaction event, flags and memories). The limit is enforced by that conditional UPDATE, so
+No database connection is held while the model streams. The turn costs two round trips
+(`chat/store.py`): one call reads the conversation, block, history, memories and the twin's
+passages; one call writes both messages, the counter with its limit, the interaction event, flags,
+memories and a changed context. The limit is enforced by the write's conditional UPDATE, so
 concurrent turns can never take a conversation past it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -20,18 +19,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from vibethink.chat import memory, moderation
+from vibethink.chat import memory, store, twins
 from vibethink.chat import service as chat_service
 from vibethink.chat.models import MessageStatus
 from vibethink.chat.tokens import Fan
 from vibethink.chat.twins import DeployedTwin
-from vibethink.core import outbox
-from vibethink.core.database import Database
-from vibethink.core.errors import ConversationFull, FanBlocked, NotFound
+from vibethink.core.database import Database, RlsContext
+from vibethink.core.errors import ConversationFull, EmbeddingUnavailable, FanBlocked, NotFound
 from vibethink.core.settings import Settings
+from vibethink.talent import schema_registry
 from vibethink.twin import guardrails, prompt
 from vibethink.twin.context import ConversationContext, HistoryTurn
 from vibethink.twin.guardrails import Decision, OutputGuard, Stage
@@ -54,7 +50,6 @@ log = logging.getLogger(__name__)
 
 TURN_MESSAGES: Final = 2  # the fan's message and the twin's reply
 PASSAGES: Final = 5
-NEAR_LIMIT_EVENT: Final = "CONVERSATION_NEAR_LIMIT"
 APOLOGIES: Final = {
     "es": (
         "Perdón, se me cortó la comunicación y ahora no puedo responderte."
@@ -62,72 +57,6 @@ APOLOGIES: Final = {
     ),
     "en": "Sorry, I lost my connection and can't answer right now. Shall we try again in a moment?",
 }
-
-READ_SQL = text(
-    """
-    SELECT c.deployment_id, c.message_count, c.session_id, c.context,
-           EXISTS (SELECT 1 FROM blocked_fans b
-                    WHERE b.tenant_id = c.tenant_id AND b.celebrity_id = c.celebrity_id
-                      AND b.fan_key = c.fan_key) AS blocked,
-           (SELECT coalesce(jsonb_agg(jsonb_build_array(h.role, h.content) ORDER BY h.created_at, h.id), '[]')
-              FROM (SELECT m.role, m.content, m.created_at, m.id FROM messages m
-                     WHERE m.tenant_id = c.tenant_id AND m.conversation_id = c.id AND m.status = 'COMPLETE'
-                     ORDER BY m.created_at DESC, m.id DESC LIMIT :history) h) AS history,
-           (SELECT coalesce(jsonb_agg(jsonb_build_array(f.kind, f.value) ORDER BY f.kind), '[]')
-              FROM fan_memories f
-             WHERE f.tenant_id = c.tenant_id AND f.celebrity_id = c.celebrity_id
-               AND f.fan_key = c.fan_key) AS memories
-      FROM conversations c
-     WHERE c.tenant_id = :tenant AND c.id = :conversation AND c.fan_key = :fan_key
-    """
-)
-
-WRITE_SQL = text(
-    """
-    WITH bump AS (
-        UPDATE conversations
-           SET message_count = message_count + :added, updated_at = now(),
-               near_limit_at = CASE WHEN near_limit_at IS NULL AND message_count + :added >= :warn_at
-                                    THEN now() ELSE near_limit_at END
-         WHERE tenant_id = :tenant AND id = :conversation AND message_count + :added <= :max_messages
-        RETURNING message_count, near_limit_at
-    ), messages_in AS (
-        INSERT INTO messages (tenant_id, id, created_at, updated_at, conversation_id, role, content, status,
-                              details)
-        SELECT CAST(:tenant AS uuid), m.id, m.created_at, m.created_at, CAST(:conversation AS uuid), m.role,
-               m.content, m.status, m.details
-          FROM bump, jsonb_to_recordset(CAST(:messages AS jsonb))
-               AS m(id uuid, created_at timestamptz, role message_role, content text, status message_status,
-                    details jsonb)
-    ), event_in AS (
-        INSERT INTO interaction_events (tenant_id, id, celebrity_id, deployment_id, campaign_id,
-                                        conversation_id, fan_key, fan_tier, outcome, provider, latency_ms,
-                                        input_tokens, output_tokens, guardrails)
-        SELECT CAST(:tenant AS uuid), CAST(:event_id AS uuid), CAST(:celebrity AS uuid),
-               CAST(:deployment AS uuid), CAST(:campaign AS uuid), CAST(:conversation AS uuid),
-               CAST(:fan_key AS text), CAST(:tier AS text),
-               CAST(:outcome AS text), CAST(:provider AS text), CAST(:latency_ms AS integer),
-               CAST(:input_tokens AS integer), CAST(:output_tokens AS integer), CAST(:guardrails AS jsonb)
-          FROM bump
-    ), flags_in AS (
-        INSERT INTO moderation_flags (tenant_id, id, celebrity_id, conversation_id, message_id, fan_key,
-                                      stage, rule, reason, excerpt)
-        SELECT CAST(:tenant AS uuid), gen_random_uuid(), CAST(:celebrity AS uuid),
-               CAST(:conversation AS uuid),
-               f.message_id, CAST(:fan_key AS text), f.stage, f.rule, f.reason, f.excerpt
-          FROM bump, jsonb_to_recordset(CAST(:flags AS jsonb))
-               AS f(message_id uuid, stage text, rule text, reason text, excerpt text)
-    ), memories_in AS (
-        INSERT INTO fan_memories (tenant_id, id, celebrity_id, fan_key, kind, value)
-        SELECT CAST(:tenant AS uuid), gen_random_uuid(), CAST(:celebrity AS uuid), CAST(:fan_key AS text),
-               f.kind, f.value
-          FROM bump, jsonb_to_recordset(CAST(:facts AS jsonb)) AS f(kind text, value text)
-        ON CONFLICT (tenant_id, celebrity_id, fan_key, kind)
-        DO UPDATE SET value = excluded.value, updated_at = now()
-    )
-    SELECT message_count, near_limit_at = now() AS crossed FROM bump
-    """
-)
 
 
 class TurnOutcome:
@@ -210,8 +139,56 @@ def _history(rows: Sequence[Sequence[str]]) -> tuple[HistoryTurn, ...]:
     return tuple(HistoryTurn("fan" if role == "FAN" else "twin", content) for role, content in rows)
 
 
+async def _twin(db: Database, deployment_id: uuid.UUID, tenant_id: uuid.UUID) -> DeployedTwin:
+    twin = twins.cache.get(deployment_id)
+    if twin is None or twin.tenant_id != tenant_id:
+        async with db.transaction(RlsContext()) as session:
+            twin = await chat_service.deployed_twin(session, deployment_id, tenant_id=tenant_id)
+    return twin
+
+
+async def _locate(db: Database, fan: Fan, conversation_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID | None]:
+    """(tenant, deployment) the turn starts from: the fan token's, or a signed-in fan's conversation's."""
+    if fan.tenant_id is not None and fan.deployment_id is not None:
+        return fan.tenant_id, fan.deployment_id
+    found = await store.fan_conversation(await db.driver_pool(), conversation_id, fan.fan_key)
+    if found is None or (fan.tenant_id is not None and found[0] != fan.tenant_id):
+        raise NotFound("No such conversation.")
+    return found
+
+
+async def _retrieval(
+    db: Database, settings: Settings, content: str, profile: PersonalityProfile
+) -> tuple[store.Retrieval | None, bool]:
+    """What the read should search for (None: nothing to search) and whether vectors were asked for."""
+    cleaned = knowledge_search.clean_query(content)
+    if not cleaned:
+        return None, False
+    embedder = _embedder(settings)
+    embedding = None
+    if embedder is not None:
+        try:
+            embedding = (await embedder.embed([cleaned]))[0]
+        except EmbeddingUnavailable as exc:
+            log.warning("embedding the query failed, using full-text results only: %s", exc)
+    common = knowledge_search.fresh_common_lexemes()
+    if common is None:
+        common = knowledge_search.remember_common_lexemes(
+            await store.common_lexemes(await db.driver_pool(), knowledge_search.COMMON_WORD_FREQUENCY)
+        )
+    retrieval = store.Retrieval(
+        query=cleaned,
+        config=knowledge_search.search_config(profile.language),
+        depth=knowledge_search.candidate_depth(PASSAGES, hybrid=embedding is not None),
+        common=common,
+        embedding=embedding,
+        exact_below=knowledge_search.EXACT_SEARCH_BELOW,
+    )
+    return retrieval, embedding is not None
+
+
 async def prepare(
-    session: AsyncSession,
+    db: Database,
     settings: Settings,
     fan: Fan,
     conversation_id: uuid.UUID,
@@ -219,44 +196,55 @@ async def prepare(
     content: str,
     history: tuple[HistoryTurn, ...] | None = None,
 ) -> PreparedTurn:
-    """Reads and checks the turn in the caller's (short) transaction: blocked fan, limit, input
-    guardrails, then retrieval when the message may be answered. `history` replaces the stored one."""
+    """Reads and checks the turn in one round trip: conversation, blocked fan, limit, history,
+    memories and, when the input guardrails let the message through, the twin's passages.
+    `history` replaces the stored one."""
     started = time.perf_counter()
     received_at = datetime.now(UTC)
-    tenant_id = await chat_service.locate_conversation(session, fan, conversation_id)
-    row = (
-        await session.execute(
-            READ_SQL,
-            {
-                "tenant": tenant_id,
-                "conversation": conversation_id,
-                "fan_key": fan.fan_key,
-                "history": 2 * settings.chat_history_turns,
-            },
-        )
-    ).first()
-    if row is None:
-        raise NotFound("No such conversation.")
-    if row.deployment_id is None:
+    tenant_id, deployment_id = await _locate(db, fan, conversation_id)
+    if deployment_id is None:
         raise NotFound("This conversation's deployment no longer exists.")
-    twin = chat_service.require_live(
-        await chat_service.deployed_twin(session, row.deployment_id, tenant_id=tenant_id)
-    )
-    if row.blocked:
+    twin = await _twin(db, deployment_id, tenant_id)
+    for _ in range(2):
+        # The input checks need only the deployment's context: they run before the read, so a
+        # blocked message costs no retrieval.
+        profile = twin.profile
+        tier = chat_service.fan_tier(twin, fan)
+        outline = twin.context(fan_key=fan.fan_key, session_id=str(conversation_id), fan_tier=tier)
+        decisions = guardrails.check_input(content, profile, outline)
+        blocked_by = guardrails.first_block(decisions)
+        retrieval, hybrid = (None, False) if blocked_by else await _retrieval(db, settings, content, profile)
+        state = await store.read_turn(
+            await db.driver_pool(),
+            tenant_id=tenant_id,
+            user_id=fan.user_id,
+            conversation_id=conversation_id,
+            fan_key=fan.fan_key,
+            history=2 * settings.chat_history_turns,
+            retrieval=retrieval,
+        )
+        if state is None:
+            raise NotFound("No such conversation.")
+        if state.deployment_id is None:
+            raise NotFound("This conversation's deployment no longer exists.")
+        if state.deployment_id == twin.deployment_id:
+            break
+        # A conversation of another deployment than the token's: read again as that one's twin.
+        twin = await _twin(db, state.deployment_id, tenant_id)
+    else:
+        raise NotFound("No such conversation.")
+    chat_service.require_live(twin)
+    if state.blocked:
         raise FanBlocked()
-    if row.message_count + TURN_MESSAGES > settings.chat_max_messages:
+    if state.message_count + TURN_MESSAGES > settings.chat_max_messages:
         raise ConversationFull()
-    stored: dict[str, Any] = dict(row.context or {})
     context = twin.context(
         fan_key=fan.fan_key,
-        session_id=row.session_id or str(conversation_id),
-        fan_tier=await chat_service.fan_tier(session, twin, fan),
-        history=_history(row.history) if history is None else history,
-        memories=tuple(memory.describe(kind, value) for kind, value in row.memories),
+        session_id=state.session_id or str(conversation_id),
+        fan_tier=tier,
+        history=_history(state.history) if history is None else history,
+        memories=tuple(memory.describe(kind, value) for kind, value in state.memories),
     )
-    profile = twin.profile
-    decisions = guardrails.check_input(content, profile, context)
-    blocked_by = guardrails.first_block(decisions)
     prepared = PreparedTurn(
         tenant_id=tenant_id,
         conversation_id=conversation_id,
@@ -267,23 +255,17 @@ async def prepare(
         content=content,
         received_at=received_at,
         started=started,
-        message_count=row.message_count,
-        stored_context=stored,
+        message_count=state.message_count,
+        stored_context=state.context,
         input_decisions=decisions,
         blocked_by=blocked_by,
     )
     if blocked_by is None:
         prepared.facts = memory.extract(content)
-        prepared.passages = tuple(
-            await knowledge_search.search(
-                session,
-                celebrity_id=twin.celebrity_id,
-                query=content,
-                language=profile.language,
-                k=PASSAGES,
-                embedder=_embedder(settings),
-            )
-        )
+        if hybrid:
+            prepared.passages = tuple(knowledge_search.fuse([state.lexical, state.semantic], k=PASSAGES))
+        else:
+            prepared.passages = tuple(state.lexical[:PASSAGES])
     return prepared
 
 
@@ -448,43 +430,45 @@ class Turn:
         facts = [{"kind": f.kind, "value": f.value} for f in prepared.facts]
         latency_ms = int((time.perf_counter() - prepared.started) * 1000)
         twin = prepared.twin
-        async with db.transaction(chat_service.fan_rls(prepared.fan, prepared.tenant_id)) as session:
-            row = (
-                await session.execute(
-                    WRITE_SQL,
-                    {
-                        "added": TURN_MESSAGES,
-                        "warn_at": warn_threshold(self.settings),
-                        "max_messages": self.settings.chat_max_messages,
-                        "tenant": prepared.tenant_id,
-                        "conversation": prepared.conversation_id,
-                        "messages": json.dumps(messages),
-                        "event_id": uuid.uuid4(),
-                        "celebrity": twin.celebrity_id,
-                        "deployment": twin.deployment_id,
-                        "campaign": twin.campaign_id,
-                        "fan_key": prepared.fan.fan_key,
-                        "tier": prepared.context.fan_tier,
-                        "outcome": outcome,
-                        "provider": self.provider.name,
-                        "latency_ms": latency_ms,
-                        "input_tokens": streamed.usage.input_tokens,
-                        "output_tokens": streamed.usage.output_tokens,
-                        "guardrails": json.dumps(guardrail_notes),
-                        "flags": json.dumps(flags),
-                        "facts": json.dumps(facts),
-                    },
+        document: dict[str, Any] | None = prepared.context.as_json()
+        if document == prepared.stored_context:
+            document = None
+        else:
+            # A changed context (a new tier, a deployment's new sponsor) is validated like any write.
+            async with db.transaction(chat_service.fan_rls(prepared.fan, prepared.tenant_id)) as session:
+                await schema_registry.validate(
+                    session, chat_service.CONTEXT_SCHEMA, document, column="context"
                 )
-            ).first()
-            if row is None:
-                raise ConversationFull()
-            if row.crossed:
-                await _near_limit(session, prepared, twin_id, row.message_count, self.settings)
-            document = prepared.context.as_json()
-            if document != prepared.stored_context:
-                await chat_service.update_context(
-                    session, prepared.conversation_id, prepared.tenant_id, document
-                )
+        written = await store.write_turn(
+            await db.driver_pool(),
+            store.TurnWrite(
+                tenant_id=prepared.tenant_id,
+                user_id=prepared.fan.user_id,
+                conversation_id=prepared.conversation_id,
+                fan_key=prepared.fan.fan_key,
+                added=TURN_MESSAGES,
+                warn_at=warn_threshold(self.settings),
+                max_messages=self.settings.chat_max_messages,
+                messages=messages,
+                event={
+                    "id": str(uuid.uuid4()),
+                    "deployment_id": str(twin.deployment_id),
+                    "campaign_id": str(twin.campaign_id) if twin.campaign_id else None,
+                    "fan_tier": prepared.context.fan_tier,
+                    "outcome": outcome,
+                    "provider": self.provider.name,
+                    "latency_ms": latency_ms,
+                    "input_tokens": streamed.usage.input_tokens,
+                    "output_tokens": streamed.usage.output_tokens,
+                    "guardrails": guardrail_notes,
+                },
+                flags=flags,
+                facts=facts,
+                context=document,
+            ),
+        )
+        if written is None:
+            raise ConversationFull()
         self.result = TurnResult(
             fan_message_id=fan_id,
             message_id=twin_id,
@@ -522,43 +506,3 @@ def _citations(reply: str, given: Sequence[Citation], passages: Sequence[Passage
     """The citations whose `[n]` mark survived the output guard."""
     found = list(given) or cited(reply, passages)
     return [c for c in found if f"[{c.number}]" in reply]
-
-
-async def _near_limit(
-    session: AsyncSession, prepared: PreparedTurn, message_id: uuid.UUID, count: int, settings: Settings
-) -> None:
-    """The conversation just crossed the warning threshold (once: `near_limit_at` was unset)."""
-    twin = prepared.twin
-    reason = f"The conversation holds {count} of its {settings.chat_max_messages} messages."
-    await session.execute(
-        text(
-            "INSERT INTO moderation_flags (tenant_id, id, celebrity_id, conversation_id, message_id, fan_key,"
-            " stage, rule, reason, excerpt)"
-            " VALUES (:t, :id, :c, :conv, :m, :fan, 'LIMIT', :rule, :reason, '')"
-        ),
-        {
-            "t": prepared.tenant_id,
-            "id": uuid.uuid4(),
-            "c": twin.celebrity_id,
-            "conv": prepared.conversation_id,
-            "m": message_id,
-            "fan": prepared.fan.fan_key,
-            "rule": moderation.NEAR_LIMIT_RULE,
-            "reason": reason,
-        },
-    )
-    await outbox.emit(
-        session,
-        NEAR_LIMIT_EVENT,
-        tenant_id=prepared.tenant_id,
-        actor_user_id=prepared.fan.user_id,
-        actor_role=chat_service.FAN_ROLE,
-        subject_type="conversation",
-        subject_id=prepared.conversation_id,
-        payload={
-            "celebrity_id": str(twin.celebrity_id),
-            "deployment_id": str(twin.deployment_id),
-            "message_count": count,
-            "max_messages": settings.chat_max_messages,
-        },
-    )

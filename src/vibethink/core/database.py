@@ -8,6 +8,7 @@ context with `set_config(..., true)` before its first query.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -271,6 +272,17 @@ async def apply_context(conn: AsyncSession | AsyncConnection, context: RlsContex
     await conn.execute(SET_CONTEXT_SQL, context.settings_row())
 
 
+async def _json_codecs(conn: asyncpg.Connection) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Nothing to reset on release: the driver pool's calls change no session state (their RLS
+    settings are transaction-local), so the default reset round trip (RESET ALL, UNLISTEN *, …)
+    is skipped. An open transaction is still rolled back by the pool before this runs."""
+
+
 class Database:
     """Engines for one process: the app role's pool, and the owner's for maintenance."""
 
@@ -291,6 +303,8 @@ class Database:
         _install_context_hooks(self.engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._owner_engine: AsyncEngine | None = None
+        self._driver_pool: asyncpg.Pool | None = None
+        self._driver_pool_lock = asyncio.Lock()
 
     @property
     def owner_engine(self) -> AsyncEngine:
@@ -307,7 +321,29 @@ class Database:
             await apply_context(session, context)
             yield session
 
+    async def driver_pool(self) -> asyncpg.Pool:
+        """The app role's plain asyncpg pool, for the few hot calls that are one function each.
+
+        Those functions set the RLS context themselves as their first step (see `chat/store.py`),
+        so nothing here is tenant-specific; JSON and JSONB come back decoded.
+        """
+        if self._driver_pool is None:
+            async with self._driver_pool_lock:
+                if self._driver_pool is None:
+                    self._driver_pool = await asyncpg.create_pool(
+                        **asyncpg_connect_args(self.app_url),
+                        min_size=1,
+                        max_size=self.settings.pool_size,
+                        server_settings={"application_name": "vibethink"},
+                        init=_json_codecs,
+                        reset=_keep_session,
+                    )
+        return self._driver_pool
+
     async def dispose(self) -> None:
+        if self._driver_pool is not None:
+            await self._driver_pool.close()
+            self._driver_pool = None
         await self.engine.dispose()
         if self._owner_engine is not None:
             await self._owner_engine.dispose()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from vibethink.core.errors import PlatformError
 
@@ -27,6 +28,26 @@ _HTTP_CODES = {
     422: "invalid_input",
     429: "rate_limited",
 }
+
+
+EVENT_STREAM_HEADERS: Mapping[str, str] = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class EventStreamResponse(StreamingResponse):
+    """Server-sent events written as they come, without a second task watching for a disconnect.
+
+    Starlette's streaming response runs a task group per request for that watch; here the events'
+    own generator decides what a disconnect means (a chat turn runs to its end and is stored
+    either way), so the stream is simply written, event by event.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(self, events: AsyncIterator[bytes], headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(events, headers={**EVENT_STREAM_HEADERS, **(headers or {})})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.stream_response(send)
 
 
 def _wants_html(request: Request) -> bool:

@@ -67,6 +67,20 @@ class Settings(BaseSettings):
     chat_history_turns: int = Field(default=12, ge=0)
     fan_token_max_age_seconds: int = Field(default=60 * 60 * 24 * 30, gt=0)
 
+    # Deployments. Hosts that serve the platform itself; any other Host must be a verified custom
+    # domain (white-label) or gets a plain 404. The public URL's host is always one of them.
+    platform_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]", "testserver")
+    # Where a custom domain's verification token is fetched; {domain} and {path} are filled in.
+    domain_verification_url: str = "http://{domain}{path}"
+    domain_verification_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Browser session tokens of the embedded widget (bound to tenant, deployment and origin).
+    widget_session_seconds: int = Field(default=15 * 60, gt=0, le=15 * 60)
+    # Payments: `ledger` (offline: the platform records what it is told was paid) or `stripe`.
+    payment_provider: Literal["ledger", "stripe"] = "ledger"
+    stripe_api_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    subscription_grace_days: int = Field(default=7, ge=0, le=60)
     # Compliance evidence ledger: the Ed25519 signing key lives outside the database (a folder of
     # keys, default `data_dir/compliance/keys`, or a base64 seed here), and so does the pseudonym pepper.
     compliance_keys_dir: Path | None = None

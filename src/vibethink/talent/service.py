@@ -394,3 +394,19 @@ def contract_read(found: Contract) -> ContractRead:
         created_at=found.created_at,
         updated_at=found.updated_at,
     )
+
+
+async def revenue_shares(
+    session: AsyncSession, *, tenant_id: uuid.UUID, celebrity_id: uuid.UUID
+) -> dict[str, int]:
+    """The celebrity's share in basis points per revenue type: the contract's, else the defaults."""
+    stored = await session.scalar(
+        select(Contract.revenue_shares_bp)
+        .where(Contract.tenant_id == tenant_id, Contract.celebrity_id == celebrity_id)
+        .order_by(Contract.starts_on.desc(), Contract.created_at.desc())
+        .limit(1)
+    )
+    shares = RevenueShares().model_dump()
+    if stored:
+        shares.update({k: int(v) for k, v in stored.items() if k in shares})
+    return shares

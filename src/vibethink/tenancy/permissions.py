@@ -23,6 +23,12 @@ class Permission(enum.StrEnum):
     MODERATION_READ = "moderation:read"
     MODERATION_WRITE = "moderation:write"
     CHAT_COMPLETIONS = "chat:completions"
+    DEPLOYMENTS_READ = "deployments:read"
+    DEPLOYMENTS_WRITE = "deployments:write"
+    CAMPAIGNS_READ = "campaigns:read"
+    CAMPAIGNS_WRITE = "campaigns:write"
+    BILLING_READ = "billing:read"
+    BILLING_WRITE = "billing:write"
     COMPLIANCE_READ = "compliance:read"
     COMPLIANCE_WRITE = "compliance:write"
     COMPLIANCE_EVENTS = "compliance:events"
@@ -45,11 +51,18 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.KNOWLEDGE_WRITE,
             Permission.MODERATION_READ,
             Permission.MODERATION_WRITE,
+            Permission.DEPLOYMENTS_READ,
+            Permission.DEPLOYMENTS_WRITE,
+            Permission.CAMPAIGNS_READ,
+            Permission.CAMPAIGNS_WRITE,
+            Permission.BILLING_READ,
             Permission.COMPLIANCE_READ,
         }
     ),
     Role.BRAND_MANAGER: frozenset(
         {
+            Permission.CAMPAIGNS_READ,
+            Permission.CAMPAIGNS_WRITE,
             Permission.CELEBRITIES_READ,
             Permission.MEMBERS_READ,
             Permission.MEMBERS_WRITE,
@@ -57,6 +70,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.API_KEYS_WRITE,
             Permission.TENANT_READ,
             Permission.TENANT_WRITE,
+            Permission.BILLING_READ,
             Permission.COMPLIANCE_READ,
             Permission.COMPLIANCE_WRITE,
             Permission.COMPLIANCE_EVENTS,

@@ -257,5 +257,12 @@ class TestCommonWords:
                 assert len(found) == 5
                 assert found[0].title == title
                 assert found[0].score > 1 > found[1].score
+            # Only common words, on a big twin: candidates from a sample of its rows, still k of them.
+            only_common = await find(db, big, "the crossbar", k=5)
+            assert len(only_common) == 5
+            assert all("crossbar" in p.text.lower() for p in only_common)
+            # A selective word nothing holds: any word fills up to k.
+            filled = await find(db, big, "crossbar zzqxunheard", k=5)
+            assert len(filled) == 5
         finally:
             forget_common_lexemes()

@@ -45,10 +45,11 @@ class TestAnswering:
         reply, _, _ = await answer(make_request("MARADONA mejor jugador", passages=(MUNDIAL,)))
         assert "Diego Maradona fue elegido mejor jugador del torneo. [1]" in reply
 
-    async def test_it_streams_word_groups_that_join_into_the_reply(self) -> None:
+    async def test_it_streams_a_sentence_at_a_time_joining_into_the_reply(self) -> None:
         reply, deltas, generation = await answer(make_request(passages=(MUNDIAL,), is_first_turn=True))
-        assert len(deltas) > 3
-        assert all(len(d.split()) <= 3 for d in deltas)
+        assert len(deltas) >= 2
+        assert "".join(deltas) == reply
+        assert all(d.rstrip().endswith((".", "!", "?", "…", "]")) for d in deltas)
         assert generation.usage.output_tokens == len(reply.split())
         assert generation.usage.input_tokens >= len(MUNDIAL.text.split())
 

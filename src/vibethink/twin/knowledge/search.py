@@ -91,10 +91,22 @@ _common = _CommonLexemes()
 
 async def common_lexemes(session: AsyncSession) -> list[str]:
     """The platform's most common lexemes (from ANALYZE), re-read every few minutes per process."""
-    now = time.monotonic()
-    if now - _common.fetched_at > COMMON_LEXEMES_TTL_SECONDS:
+    cached = fresh_common_lexemes()
+    if cached is None:
         found = await session.scalar(COMMON_LEXEMES_SQL, {"frequency": COMMON_WORD_FREQUENCY})
-        _common.lexemes, _common.fetched_at = list(found or ()), now
+        cached = remember_common_lexemes(found or ())
+    return cached
+
+
+def fresh_common_lexemes() -> list[str] | None:
+    """The cached common lexemes while fresh; None when they are due to be read again."""
+    if time.monotonic() - _common.fetched_at > COMMON_LEXEMES_TTL_SECONDS:
+        return None
+    return _common.lexemes
+
+
+def remember_common_lexemes(lexemes: Sequence[str]) -> list[str]:
+    _common.lexemes, _common.fetched_at = list(lexemes), time.monotonic()
     return _common.lexemes
 
 
@@ -141,6 +153,12 @@ def fuse(rankings: Sequence[Sequence[Passage]], *, k: int, rrf_k: int = RRF_K) -
             first_seen.setdefault(key, passage)
     ordered = sorted(scores, key=lambda key: (-scores[key], best_rank[key], str(key)))
     return [replace(first_seen[key], score=scores[key]) for key in ordered[:k]]
+
+
+def candidate_depth(k: int, *, hybrid: bool) -> int:
+    """How many candidates each search returns: k alone, more when two lists are fused
+    (fusion needs more than k from each, or a chunk ranked k+1 by both is lost)."""
+    return min(max(2 * k, 20), 100) if hybrid else k
 
 
 async def text_search(
@@ -201,8 +219,7 @@ async def search(
     k = min(k, MAX_K)
     if not cleaned or k <= 0:
         return []
-    # Fusion needs more than k candidates from each list, or a chunk ranked k+1 by both is lost.
-    depth = k if embedder is None else min(max(2 * k, 20), 100)
+    depth = candidate_depth(k, hybrid=embedder is not None)
     lexical = await text_search(session, celebrity_id=celebrity_id, query=cleaned, language=language, k=depth)
     if embedder is None:
         return lexical[:k]

@@ -85,14 +85,20 @@ class AnthropicMessagesProvider:
             generation.model = self.model
             parts: list[str] = []
             stopped = False
-            events = transport.server_sent_events(response.http_response.aiter_lines())
-            while (item := await transport.next_item(events, provider=self.name)) is not None:
-                text = _read_event(item[1], generation, provider=self.name)
-                if text is _STOP:
-                    stopped = True
-                elif text:
-                    parts.append(text)
-                    yield text
+            batches = transport.event_batches(response.http_response.aiter_bytes())
+            while (batch := await transport.next_item(batches, provider=self.name)) is not None:
+                # Everything one network read brought goes out as one delta.
+                texts: list[str] = []
+                for _, data in batch:
+                    text = _read_event(data, generation, provider=self.name)
+                    if text is _STOP:
+                        stopped = True
+                    elif text:
+                        texts.append(text)
+                if texts:
+                    delta = "".join(texts)
+                    parts.append(delta)
+                    yield delta
         if not stopped:
             raise ProviderUnavailable(f"{self.name}: the stream ended before the model finished")
         generation.finish_reason = generation.finish_reason or "end_turn"

@@ -13,6 +13,7 @@ import re
 import unicodedata
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from vibethink.twin.knowledge import Passage
@@ -24,11 +25,12 @@ TOP_PASSAGES: Final = 5
 # Share of the question's content words a sentence must contain to count as an answer.
 MIN_OVERLAP: Final = 0.3
 MAX_SENTENCES: Final = 3
-WORDS_PER_DELTA: Final = 3
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n+")
 _SPACES = re.compile(r"\s+")
+# The reply streams a sentence (with its citation mark) at a time.
+_DELTA_END = re.compile(r"(?<=[.!?…\]])\s+")
 
 
 def _word_set(text: str) -> frozenset[str]:
@@ -79,8 +81,14 @@ VOICES: Final[dict[str, Voice]] = {
 }
 
 
+@lru_cache(maxsize=4096)
 def fold(text: str) -> str:
-    """Lower case without accents, so "Mundial", "mundial" and "MUNDIÁL" match."""
+    """Lower case without accents, so "Mundial", "mundial" and "MUNDIÁL" match.
+
+    Cached: a twin's passages come back turn after turn, and so do their sentences.
+    """
+    if text.isascii():
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
@@ -93,13 +101,15 @@ def _stem(word: str) -> str:
     return word
 
 
-def terms(text: str, language: str) -> set[str]:
+@lru_cache(maxsize=4096)
+def terms(text: str, language: str) -> frozenset[str]:
     stop = STOPWORDS.get(language, STOPWORDS["en"])
-    return {_stem(w) for w in _WORD.findall(fold(text)) if len(w) > 1 and w not in stop}
+    return frozenset(_stem(w) for w in _WORD.findall(fold(text)) if len(w) > 1 and w not in stop)
 
 
-def sentences(text: str) -> list[str]:
-    return [s for s in (_SPACES.sub(" ", part).strip() for part in _SENTENCE_END.split(text)) if s]
+@lru_cache(maxsize=4096)
+def sentences(text: str) -> tuple[str, ...]:
+    return tuple(s for s in (_SPACES.sub(" ", part).strip() for part in _SENTENCE_END.split(text)) if s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +142,9 @@ class GroundedProvider:
         generation.usage = Usage(
             input_tokens=len(request.fan_message.split()) + read_words, output_tokens=len(reply.split())
         )
-        words = reply.split(" ")
-        for start in range(0, len(words), WORDS_PER_DELTA):
-            group = " ".join(words[start : start + WORDS_PER_DELTA])
-            yield group if start + WORDS_PER_DELTA >= len(words) else group + " "
+        pieces = _DELTA_END.split(reply)
+        for index, piece in enumerate(pieces):
+            yield piece if index == len(pieces) - 1 else piece + " "
         generation.finish_reason = "length" if truncated else "stop"
 
     def compose(self, request: GenerationRequest) -> tuple[str, list[Citation], int, bool]:
@@ -190,7 +199,7 @@ class GroundedProvider:
         reply, truncated = _fit(parts, limit)
         return reply, citations, read_words, truncated
 
-    def _catchphrase(self, request: GenerationRequest, question: set[str], language: str) -> str | None:
+    def _catchphrase(self, request: GenerationRequest, question: frozenset[str], language: str) -> str | None:
         """A catchphrase that shares a word with the question, else one picked by the question's hash.
 
         Only every other question (by hash) gets an unrelated one, so the twin does not repeat itself.

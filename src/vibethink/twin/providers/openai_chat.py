@@ -90,17 +90,22 @@ class OpenAIChatProvider:
             generation.model = self.model
             parts: list[str] = []
             done = False
-            events = transport.server_sent_events(response.http_response.aiter_lines())
-            while (item := await transport.next_item(events, provider=self.name)) is not None:
-                data = item[1]
-                if data == "[DONE]":
-                    # Read on to the body's end, so the connection goes back to the pool.
-                    done = True
-                    continue
-                text = _read_chunk(data, generation, provider=self.name)
-                if text:
-                    parts.append(text)
-                    yield text
+            batches = transport.event_batches(response.http_response.aiter_bytes())
+            while (batch := await transport.next_item(batches, provider=self.name)) is not None:
+                # Everything one network read brought goes out as one delta.
+                texts: list[str] = []
+                for _, data in batch:
+                    if data == "[DONE]":
+                        # Read on to the body's end, so the connection goes back to the pool.
+                        done = True
+                        continue
+                    text = _read_chunk(data, generation, provider=self.name)
+                    if text:
+                        texts.append(text)
+                if texts:
+                    delta = "".join(texts)
+                    parts.append(delta)
+                    yield delta
         if generation.finish_reason is None or not done:
             raise ProviderUnavailable(f"{self.name}: the stream ended before the model finished")
         generation.citations = cited("".join(parts), request.passages)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final, TypeVar
 
@@ -14,6 +16,7 @@ T = TypeVar("T")
 
 # One retry: a refused or reset connection before any answer is usually a restarting server.
 ATTEMPTS: Final = 2
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def http_client(*, timeout_seconds: float, connect_timeout_seconds: float) -> httpx2.AsyncClient:
@@ -97,18 +100,60 @@ def alternating_turns(history: tuple[HistoryTurn, ...], fan_message: str) -> lis
     return turns
 
 
-async def server_sent_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:
-    """(event, data) pairs from an SSE body; `event` is "" when the server names none."""
-    event = ""
-    data: list[str] = []
-    async for line in lines:
-        if not line:
-            if data:
-                yield event, "\n".join(data)
-            event, data = "", []
-        elif line.startswith("data:"):
-            data.append(line[6:] if line.startswith("data: ") else line[5:])
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-    if data:
-        yield event, "\n".join(data)
+class EventReader:
+    """Server-sent events parsed from a body as it arrives, a network read at a time.
+
+    `feed` returns every event completed by one read, so a burst of chunks (a fast model, or
+    several tokens in one TCP segment) is handled as one batch instead of one by one.
+    """
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._pending = ""
+        self._event = ""
+        self._data: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[tuple[str, str]]:
+        text = self._pending + self._decoder.decode(chunk)
+        # A trailing "\r" waits for the next read: it may be the first half of "\r\n".
+        held = ""
+        if text.endswith("\r"):
+            text, held = text[:-1], "\r"
+        lines = _LINE_BREAK.split(text)
+        self._pending = lines.pop() + held  # the last piece has no line break yet
+        return self._lines(lines)
+
+    def close(self) -> list[tuple[str, str]]:
+        """Whatever the body's end completes (a last event without its blank line)."""
+        rest = self._pending + self._decoder.decode(b"", final=True)
+        self._pending = ""
+        events = self._lines(_LINE_BREAK.split(rest)) if rest else []
+        if self._data:
+            events.append((self._event, "\n".join(self._data)))
+            self._event, self._data = "", []
+        return events
+
+    def _lines(self, lines: list[str]) -> list[tuple[str, str]]:
+        events: list[tuple[str, str]] = []
+        for line in lines:
+            if not line:
+                if self._data:
+                    events.append((self._event, "\n".join(self._data)))
+                self._event, self._data = "", []
+            elif line.startswith("data:"):
+                self._data.append(line[6:] if line.startswith("data: ") else line[5:])
+            elif line.startswith("event:"):
+                self._event = line[6:].strip()
+        return events
+
+
+async def event_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[tuple[str, str]]]:
+    """The events of an SSE body, in batches of what each network read completed."""
+    reader = EventReader()
+    async for chunk in chunks:
+        events = reader.feed(chunk)
+        if events:
+            yield events
+    events = reader.close()
+    if events:
+        yield events

@@ -1,0 +1,280 @@
+"""A fan's tier allowance and daily message quota, checked on the chat hot path from memory.
+
+The allowance (the fan's live subscription's tier, else the talent's free tier) is cached per fan
+for `ALLOWANCE_TTL` seconds and dropped explicitly when a subscription or tier changes in this
+process; the day's message count is cached for `USAGE_TTL` seconds and advanced by `record_message`,
+so a check is a dictionary lookup. With several app processes a fan can exceed the quota by what the
+other processes counted within `USAGE_TTL`: the counter in `fan_usage` stays the truth.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vibethink.core.errors import PlatformError
+
+ALLOWANCE_TTL: Final = 30.0
+USAGE_TTL: Final = 5.0
+MAX_ENTRIES: Final = 200_000
+
+ALLOWANCE_SQL = text(
+    """
+    (SELECT 0 AS rank, t.code, t.name, t.entitlements, s.id AS subscription_id
+       FROM fan_subscriptions s
+       JOIN pricing_tiers t ON t.tenant_id = s.tenant_id AND t.id = s.tier_id
+      WHERE s.tenant_id = :tenant AND s.celebrity_id = :celebrity AND s.fan_key = :fan
+        AND (s.status = 'ACTIVE' OR (s.status = 'PAST_DUE' AND s.grace_until > now()))
+      LIMIT 1)
+    UNION ALL
+    (SELECT 1, t.code, t.name, t.entitlements, NULL
+       FROM pricing_tiers t
+      WHERE t.tenant_id = :tenant AND t.celebrity_id = :celebrity AND t.is_active
+        AND t.monthly_price_cents = 0
+      ORDER BY (t.code = 'FREE') DESC, t.sort_order
+      LIMIT 1)
+    ORDER BY 1 LIMIT 1
+    """
+)
+UPGRADES_SQL = text(
+    "SELECT code, name, monthly_price_cents, currency, entitlements FROM pricing_tiers"
+    " WHERE tenant_id = :tenant AND celebrity_id = :celebrity AND is_active"
+    " ORDER BY sort_order, monthly_price_cents"
+)
+USAGE_SQL = text(
+    "SELECT messages FROM fan_usage WHERE tenant_id = :tenant AND celebrity_id = :celebrity"
+    " AND fan_key = :fan AND day = :day"
+)
+RECORD_SQL = text(
+    """
+    INSERT INTO fan_usage (tenant_id, celebrity_id, fan_key, day, messages)
+    VALUES (:tenant, :celebrity, :fan, :day, :count)
+    ON CONFLICT (tenant_id, celebrity_id, fan_key, day)
+    DO UPDATE SET messages = fan_usage.messages + excluded.messages, updated_at = now()
+    RETURNING messages
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """What the fan's tier unlocks; `messages_per_day` None means no daily limit."""
+
+    tier_code: str
+    tier_name: str
+    messages_per_day: int | None
+    premium_content: bool
+    voice_minutes: int
+    video_minutes: int
+    subscription_id: uuid.UUID | None = None
+
+
+UNLIMITED = Allowance("FREE", "Free", None, False, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    allowance: Allowance
+    used: int
+    period_start: datetime
+    resets_at: datetime
+
+    @property
+    def quota(self) -> int | None:
+        return self.allowance.messages_per_day
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.quota is None else max(0, self.quota - self.used)
+
+
+class QuotaExceeded(PlatformError):
+    status_code = 429
+    code = "quota_exceeded"
+    default_message = "You have used today's messages for your tier."
+
+
+def allowance_from(code: str, name: str, entitlements: dict[str, Any], subscription_id: Any) -> Allowance:
+    limit = entitlements.get("messages_per_day")
+    return Allowance(
+        tier_code=code,
+        tier_name=name,
+        messages_per_day=None if limit is None else int(limit),
+        premium_content=bool(entitlements.get("premium_content", False)),
+        voice_minutes=int(entitlements.get("voice_minutes", 0)),
+        video_minutes=int(entitlements.get("video_minutes", 0)),
+        subscription_id=subscription_id,
+    )
+
+
+FanRef = tuple[uuid.UUID, uuid.UUID, str]
+_allowances: dict[FanRef, tuple[Allowance, float]] = {}
+_usage: dict[tuple[uuid.UUID, uuid.UUID, str, date], tuple[int, float]] = {}
+
+
+def _bounded(cache: dict[Any, Any]) -> None:
+    if len(cache) >= MAX_ENTRIES:
+        cache.clear()
+
+
+def forget_fan(tenant_id: uuid.UUID, celebrity_id: uuid.UUID, fan_key: str) -> None:
+    """Call when the fan's subscription changes: the next check reads the new tier."""
+    _allowances.pop((tenant_id, celebrity_id, fan_key), None)
+
+
+def forget_celebrity(tenant_id: uuid.UUID, celebrity_id: uuid.UUID) -> None:
+    """Call when a talent's tiers change: every fan of that talent is read again."""
+    for key in [k for k in _allowances if k[0] == tenant_id and k[1] == celebrity_id]:
+        _allowances.pop(key, None)
+
+
+def clear() -> None:
+    _allowances.clear()
+    _usage.clear()
+
+
+def day_bounds(now: datetime) -> tuple[date, datetime, datetime]:
+    day = now.astimezone(UTC).date()
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return day, start, start + timedelta(days=1)
+
+
+async def allowance(
+    session: AsyncSession, *, tenant_id: uuid.UUID, celebrity_id: uuid.UUID, fan_key: str
+) -> Allowance:
+    key = (tenant_id, celebrity_id, fan_key)
+    cached = _allowances.get(key)
+    clock = time.monotonic()
+    if cached is not None and cached[1] > clock:
+        return cached[0]
+    row = (
+        await session.execute(ALLOWANCE_SQL, {"tenant": tenant_id, "celebrity": celebrity_id, "fan": fan_key})
+    ).first()
+    found = (
+        UNLIMITED
+        if row is None
+        else allowance_from(row.code, row.name, row.entitlements, row.subscription_id)
+    )
+    _bounded(_allowances)
+    _allowances[key] = (found, clock + ALLOWANCE_TTL)
+    return found
+
+
+async def used_today(
+    session: AsyncSession, *, tenant_id: uuid.UUID, celebrity_id: uuid.UUID, fan_key: str, day: date
+) -> int:
+    key = (tenant_id, celebrity_id, fan_key, day)
+    cached = _usage.get(key)
+    clock = time.monotonic()
+    if cached is not None and cached[1] > clock:
+        return cached[0]
+    value = await session.scalar(
+        USAGE_SQL, {"tenant": tenant_id, "celebrity": celebrity_id, "fan": fan_key, "day": day}
+    )
+    count = int(value or 0)
+    _bounded(_usage)
+    _usage[key] = (count, clock + USAGE_TTL)
+    return count
+
+
+async def check_message(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    celebrity_id: uuid.UUID,
+    fan_key: str,
+    now: datetime | None = None,
+) -> Allowance:
+    """The fan's allowance when one more message fits today's quota; `QuotaExceeded` (429) otherwise.
+
+    The error carries the reset time (`Retry-After`, `details.resets_at`) and the tiers to upgrade to.
+    """
+    found = await allowance(session, tenant_id=tenant_id, celebrity_id=celebrity_id, fan_key=fan_key)
+    if found.messages_per_day is None:
+        return found
+    day, _, resets_at = day_bounds(now or datetime.now(UTC))
+    used = await used_today(session, tenant_id=tenant_id, celebrity_id=celebrity_id, fan_key=fan_key, day=day)
+    if used < found.messages_per_day:
+        return found
+    upgrades = await upgrade_options(session, tenant_id=tenant_id, celebrity_id=celebrity_id, current=found)
+    wait = max(1, int((resets_at - (now or datetime.now(UTC))).total_seconds()))
+    names = ", ".join(u["name"] for u in upgrades)
+    raise QuotaExceeded(
+        f"You have used your {found.messages_per_day} messages for today on the {found.tier_name} tier."
+        f" More at {resets_at.strftime('%H:%M UTC')}" + (f", or upgrade to {names}." if names else "."),
+        headers={"Retry-After": str(wait)},
+        details={
+            "tier": found.tier_code,
+            "quota": found.messages_per_day,
+            "used": used,
+            "resets_at": resets_at.isoformat(),
+            "upgrade_tiers": upgrades,
+        },
+    )
+
+
+async def upgrade_options(
+    session: AsyncSession, *, tenant_id: uuid.UUID, celebrity_id: uuid.UUID, current: Allowance
+) -> list[dict[str, Any]]:
+    """Tiers that allow more messages per day than `current` (the fan's upgrade prompt)."""
+    rows = (await session.execute(UPGRADES_SQL, {"tenant": tenant_id, "celebrity": celebrity_id})).all()
+    options: list[dict[str, Any]] = []
+    for row in rows:
+        limit = row.entitlements.get("messages_per_day")
+        more = limit is None or (
+            current.messages_per_day is not None and int(limit) > current.messages_per_day
+        )
+        if row.code != current.tier_code and more:
+            options.append(
+                {
+                    "code": row.code,
+                    "name": row.name,
+                    "monthly_price_cents": int(row.monthly_price_cents),
+                    "currency": row.currency,
+                    "messages_per_day": limit,
+                }
+            )
+    return options
+
+
+async def record_message(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    celebrity_id: uuid.UUID,
+    fan_key: str,
+    now: datetime | None = None,
+    count: int = 1,
+) -> int:
+    """Counts `count` fan messages for today in the caller's transaction; returns the day's total."""
+    day, _, _ = day_bounds(now or datetime.now(UTC))
+    total = int(
+        await session.scalar(
+            RECORD_SQL,
+            {"tenant": tenant_id, "celebrity": celebrity_id, "fan": fan_key, "day": day, "count": count},
+        )
+        or 0
+    )
+    _bounded(_usage)
+    _usage[(tenant_id, celebrity_id, fan_key, day)] = (total, time.monotonic() + USAGE_TTL)
+    return total
+
+
+async def usage(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    celebrity_id: uuid.UUID,
+    fan_key: str,
+    now: datetime | None = None,
+) -> Usage:
+    found = await allowance(session, tenant_id=tenant_id, celebrity_id=celebrity_id, fan_key=fan_key)
+    day, start, resets_at = day_bounds(now or datetime.now(UTC))
+    used = await used_today(session, tenant_id=tenant_id, celebrity_id=celebrity_id, fan_key=fan_key, day=day)
+    return Usage(allowance=found, used=used, period_start=start, resets_at=resets_at)
