@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +26,8 @@ from vibethink.compliance.rules import (
     EventFacts,
     Observation,
     RuleSet,
+    clean,
+    clean_text,
     evaluate,
     load_rules,
     people_of,
@@ -181,6 +183,14 @@ async def append(
     on; controls that map to nothing the tenant tracks produce none. Idempotent by (event, control).
     """
     result = AppendResult()
+    events = [
+        replace(
+            e,
+            payload=clean(e.payload),
+            actor_ref=clean_text(e.actor_ref) if e.actor_ref else None,
+        )
+        for e in events
+    ]
     state = state or await load_state(session, tenant_id)
     ruleset = ruleset or load_rules()
     wanted = [e for e in events if e.source != Source.PLATFORM or state.generates_automatically]

@@ -29,6 +29,7 @@ from vibethink.compliance.models import (
     EvidenceNote,
 )
 from vibethink.compliance.plans import Plan
+from vibethink.compliance.rules import clean, plain
 from vibethink.compliance.schemas import (
     CustomFrameworkCreate,
     ExternalEventBatch,
@@ -351,7 +352,8 @@ async def submit_events(
 
 def _content_id(tenant_id: uuid.UUID, event: dict[str, Any]) -> uuid.UUID:
     """An id for an event sent without one: the same event sent twice is recorded once."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant_id}:{hashlib.sha256(canonical(event)).hexdigest()}")
+    digest = hashlib.sha256(canonical(plain(clean(event)))).hexdigest()
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant_id}:{digest}")
 
 
 @dataclass(frozen=True, slots=True)
