@@ -54,7 +54,7 @@ async def guarded_state(session: AsyncSession, principal: Principal, *, write: b
     return state
 
 
-async def _latest_assessments(session: AsyncSession, tenant_id: uuid.UUID) -> dict[str, Assessment]:
+async def latest_assessments(session: AsyncSession, tenant_id: uuid.UUID) -> dict[str, Assessment]:
     rows = (
         await session.scalars(
             select(Assessment)
@@ -68,7 +68,7 @@ async def _latest_assessments(session: AsyncSession, tenant_id: uuid.UUID) -> di
 
 async def settings_read(session: AsyncSession, state: TenantCompliance) -> SettingsRead:
     catalog = load_catalog()
-    assessments = await _latest_assessments(session, state.tenant_id)
+    assessments = await latest_assessments(session, state.tenant_id)
     frameworks = []
     for code in [*FrameworkCode, *state.custom_frameworks]:
         name = state.framework(code).name
