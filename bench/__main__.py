@@ -1,9 +1,11 @@
-"""`python -m bench [all|rls|retrieval] [--quick] [--only db,wrapper,api,traps]`.
+"""`python -m bench [all|rls|retrieval|chat|compliance] [--quick] [--only PARTS]`.
 
 `rls`: RLS overhead and the isolation traps. A full run takes about 8 minutes on 2 cores once the data
 exists (building 1,000 tenants × 1,000 rows takes about a minute, once); `--quick` takes about 2.
 `retrieval`: knowledge search latency over 100,000 chunks of one twin among 1,000 twins (building the
-data takes about 12 minutes, once). `all` (the default, what `make bench` does) runs every suite.
+data takes about 12 minutes, once).
+`compliance`: events → signed evidence rows (ledger, HTTP API, outbox) and verifying a 1,000,000-record
+export (building it takes a few minutes, once). `all` (the default, what `make bench` does) runs every suite.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import sys
 import time
 from types import FrameType
 
-from bench import api_overhead, chat, isolation_traps, retrieval, rls_overhead
+from bench import api_overhead, chat, compliance, isolation_traps, retrieval, rls_overhead
 from bench.datagen import Dataset, ensure_dataset
 from bench.report import machine, tool_version
 from bench.target import bench_target, pg_binary
 
 PARTS = ("db", "wrapper", "api", "traps")
+COMPLIANCE_PARTS = ("ledger", "api", "outbox", "verify")
 
 
 def _stop_on_term(signum: int, frame: FrameType | None) -> None:
@@ -33,19 +36,23 @@ def main(argv: list[str] | None = None) -> int:
         "suite",
         nargs="?",
         default="all",
-        choices=["all", "rls", "retrieval", "chat"],
+        choices=["all", "rls", "retrieval", "chat", "compliance"],
         help="the benchmark suite",
     )
     parser.add_argument("--quick", action="store_true", help="short runs (one round, a few seconds each)")
-    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {PARTS}")
+    parser.add_argument(
+        "--only", default=None, help=f"comma-separated parts: rls {PARTS}, compliance {COMPLIANCE_PARTS}"
+    )
+    parser.add_argument("--records", type=int, default=1_000_000, help="compliance: records in the export")
     parser.add_argument("--tenants", type=int, default=1000)
     parser.add_argument("--rows-per-tenant", type=int, default=1000)
     parser.add_argument("--seconds", type=int, help="duration of each pgbench / HTTP run")
     parser.add_argument("--rounds", type=int, help="alternating rounds per variant")
     parser.add_argument("--fans", default="8,50,200", help="chat: comma-separated concurrent fans")
     args = parser.parse_args(argv)
-    parts = [p.strip() for p in args.only.split(",") if p.strip()]
-    unknown = set(parts) - set(PARTS)
+    known = COMPLIANCE_PARTS if args.suite == "compliance" else PARTS
+    parts = [p.strip() for p in (args.only or ",".join(known)).split(",") if p.strip()]
+    unknown = set(parts) - set(known)
     if unknown:
         parser.error(f"unknown part(s): {', '.join(sorted(unknown))}")
     seconds = args.seconds or (3 if args.quick else 10)
@@ -64,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         with chat.chat_target() as target:
             fans = tuple(int(n) for n in args.fans.split(",") if n.strip())
             print(chat.run_chat(target, seconds=args.seconds or (4 if args.quick else 10), fans=fans))
+    if args.suite in ("all", "compliance"):
+        print("\n# Compliance evidence — events to signed, chained evidence; offline verification")
+        print(machine())
+        compliance_parts = parts if args.suite == "compliance" else list(COMPLIANCE_PARTS)
+        print(compliance.run(quick=args.quick, parts=compliance_parts, records=args.records))
     print(f"\ndone in {time.perf_counter() - started:.0f} s")
     return 0
 
