@@ -171,3 +171,10 @@ class TestCanonicalJson:
 
         for document in ({"f": 0.1, "e": 1e21}, {"é": 1, "e": 2}, {"big": 2**53 - 1}):
             assert canonical(document) == rfc8785.dumps(document)
+
+    def test_records_hash_the_same_through_the_writers_shortcut(self) -> None:
+        from vibethink.compliance.canonical import canonical, canonical_record
+
+        for observation in ({"facts": {"ü": 1}}, {"facts": {"a": "ü"}}, {"facts": {"n": 2**60}}):
+            document = {"seq": 1, "key_id": None, "observation": observation, "artifacts": []}
+            assert canonical_record(document, free_form=("observation", "artifacts")) == canonical(document)

@@ -46,5 +46,15 @@ def canonical(document: Any) -> bytes:
     return rfc8785.dumps(document)
 
 
+def canonical_record(document: dict[str, Any], *, free_form: tuple[str, ...]) -> bytes:
+    """`canonical(document)` for a document whose other fields are known to be strings, ints or None.
+
+    Only the `free_form` fields (observations, artifacts) need the check, which runs once per record.
+    """
+    if all(_simple(document[name]) for name in free_form):
+        return _encoder.encode(document).encode()
+    return rfc8785.dumps(document)
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()

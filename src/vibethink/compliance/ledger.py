@@ -19,7 +19,7 @@ from sqlalchemy import Table, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibethink.compliance import merkle, pseudonyms
-from vibethink.compliance.canonical import canonical
+from vibethink.compliance.canonical import canonical, canonical_record
 from vibethink.compliance.keys import KeyStore, SigningKey
 from vibethink.compliance.models import Checkpoint, Evidence
 from vibethink.compliance.rules import (
@@ -110,7 +110,7 @@ def record_document(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def entry_hash_of(document: dict[str, Any]) -> bytes:
-    return merkle.leaf_hash(canonical(document))
+    return merkle.leaf_hash(canonical_record(document, free_form=("observation", "artifacts")))
 
 
 @dataclass
