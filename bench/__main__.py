@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, help="duration of each pgbench / HTTP run")
     parser.add_argument("--rounds", type=int, help="alternating rounds per variant")
     parser.add_argument("--fans", default="8,50,200", help="chat: comma-separated concurrent fans")
+    parser.add_argument(
+        "--searches", default="text,vector,hybrid", help="retrieval: comma-separated of text, vector, hybrid"
+    )
     args = parser.parse_args(argv)
     known = COMPLIANCE_PARTS if args.suite == "compliance" else PARTS
     parts = [p.strip() for p in (args.only or ",".join(known)).split(",") if p.strip()]
@@ -64,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.suite in ("all", "retrieval"):
         print("\n# Retrieval — full-text, vector and hybrid search through search()")
         print(machine())
-        print(retrieval.run(quick=args.quick))
+        kinds = tuple(k.strip() for k in args.searches.split(",") if k.strip())
+        print(retrieval.run(quick=args.quick, kinds=kinds))
     if args.suite in ("all", "chat"):
         print("\n# Chat turns — the platform over HTTP/SSE beside a bare FastAPI + asyncpg ceiling")
         print(machine())

@@ -262,7 +262,9 @@ async def measure(db: Database, case: Case, *, queries: int, warmup: int) -> lis
     ]
 
 
-async def run_cases(settings: Settings, owner: URL, shape: Shape, *, queries: int) -> str:
+async def run_cases(
+    settings: Settings, owner: URL, shape: Shape, *, queries: int, kinds: tuple[str, ...]
+) -> str:
     db = Database(settings, owner=owner)
     try:
         big, small = tenant_of(1), tenant_of(shape.tenants // 2)
@@ -298,14 +300,15 @@ async def run_cases(settings: Settings, owner: URL, shape: Shape, *, queries: in
 
         big_label = f"{shape.big_chunks:,} chunks"
         small_label = f"{shape.small_chunks:,} chunks"
-        cases = [
-            Case("full text", big_label, big, text_case(big)),
-            Case("full text", small_label, small, text_case(small)),
-            Case("vector (HNSW, ef_search 200)", big_label, big, vector_case(big)),
-            Case("vector (exact)", small_label, small, vector_case(small)),
-            Case("hybrid (RRF, 20 + 20 candidates)", big_label, big, hybrid_case(big)),
-            Case("hybrid (RRF, 20 + 20 candidates)", small_label, small, hybrid_case(small)),
+        every = [
+            ("text", Case("full text", big_label, big, text_case(big))),
+            ("text", Case("full text", small_label, small, text_case(small))),
+            ("vector", Case("vector (HNSW, ef_search 200)", big_label, big, vector_case(big))),
+            ("vector", Case("vector (exact)", small_label, small, vector_case(small))),
+            ("hybrid", Case("hybrid (RRF, 20 + 20 candidates)", big_label, big, hybrid_case(big))),
+            ("hybrid", Case("hybrid (RRF, 20 + 20 candidates)", small_label, small, hybrid_case(small))),
         ]
+        cases = [case for kind, case in every if kind in kinds]
         rows = []
         for case in cases:
             rows.append(await measure(db, case, queries=queries, warmup=50))
@@ -326,8 +329,8 @@ async def _totals(owner_args: dict[str, Any]) -> str:
     return f"{chunks:,} chunks of {twins:,} twins in the table ({size} with indexes)"
 
 
-def run(*, quick: bool = False) -> str:
-    """Builds the data if needed and returns the Markdown table of latencies."""
+def run(*, quick: bool = False, kinds: tuple[str, ...] = ("text", "vector", "hybrid")) -> str:
+    """Builds the data if needed and returns the Markdown table of latencies (of the `kinds` asked)."""
     shape = Shape()
     queries = 200 if quick else 1000
     with retrieval_target() as (settings, owner):
@@ -335,7 +338,7 @@ def run(*, quick: bool = False) -> str:
         asyncio.run(ensure_data(owner_args, shape))
         totals = asyncio.run(_totals(owner_args))
         print(f"  {totals}")
-        result = asyncio.run(run_cases(settings, owner, shape, queries=queries))
+        result = asyncio.run(run_cases(settings, owner, shape, queries=queries, kinds=kinds))
     return (
         f"{totals}; one client, {queries} queries per row after 50 warm-up ones, each in its own"
         f" transaction with the tenant's RLS context; time of the `search()` / `vector_search()` call.\n\n"

@@ -430,15 +430,11 @@ DEMO_TAGLINES = {
     "valentina-rios": "Entrena, juega y sueña en grande conmigo.",
     "marcus-reed": "Small wins, every day.",
 }
-DEMO_TIERS = (
-    ("FAN", "Fan Club", 499, ["Unlimited chat", "Members' Q&A"]),
-    ("VIP", "VIP", 1999, ["Everything in Fan Club", "Exclusive stories", "Voice notes"]),
-)
 
 
 async def demo_deployments(session: AsyncSession, report: DemoReport, *, public_url: str) -> None:
-    """Each demo talent's portal gets its look, tiers and premium content, plus an embeddable widget."""
-    from vibethink.billing.models import PricingTier
+    """Each demo talent's portal gets its look and premium content (its tiers come from billing's
+    demo tiers), plus an embeddable widget."""
 
     for talent in TALENTS:
         celebrity = await session.scalar(select(Celebrity).where(Celebrity.slug == talent.slug))
@@ -446,26 +442,6 @@ async def demo_deployments(session: AsyncSession, report: DemoReport, *, public_
             continue
         theme = DEMO_THEMES.get(talent.slug, {})
         spanish = talent.twin_config["personalityProfile"].get("language") == "es"
-        has_tiers = await session.scalar(
-            select(PricingTier.id).where(
-                PricingTier.tenant_id == celebrity.tenant_id, PricingTier.celebrity_id == celebrity.id
-            )
-        )
-        if has_tiers is None:
-            for order, (code, name, cents, perks) in enumerate(DEMO_TIERS):
-                session.add(
-                    PricingTier(
-                        tenant_id=celebrity.tenant_id,
-                        celebrity_id=celebrity.id,
-                        code=code,
-                        name=name,
-                        monthly_price_cents=cents,
-                        currency="USD",
-                        entitlements={"perks": perks},
-                        sort_order=order,
-                    )
-                )
-            report.created.append(f"pricing tiers of {talent.slug}")
         portal = await session.scalar(
             select(Deployment).where(
                 Deployment.tenant_id == celebrity.tenant_id,
@@ -494,7 +470,7 @@ async def demo_deployments(session: AsyncSession, report: DemoReport, *, public_
                             if spanish
                             else "Every week, a new story told first-hand."
                         ),
-                        "tier": "VIP",
+                        "tier": "PREMIUM",
                     },
                 ],
             }

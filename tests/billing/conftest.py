@@ -22,6 +22,7 @@ from vibethink.billing import quotas
 from vibethink.core import migrations
 from vibethink.core.database import Database, ensure_database
 from vibethink.core.settings import Settings
+from vibethink.deployments.models import new_key
 
 
 @dataclass
@@ -67,10 +68,19 @@ async def make_deployment(
     async with db.transaction(ADMIN) as s:
         await s.execute(
             text(
-                "INSERT INTO deployments (tenant_id, id, celebrity_id, type, name, starts_at)"
-                " VALUES (:t, :id, :c, :type, :n, :s)"
+                "INSERT INTO deployments (tenant_id, id, celebrity_id, type, name, starts_at, widget_key,"
+                " analytics_key) VALUES (:t, :id, :c, :type, :n, :s, :w, :a)"
             ),
-            {"t": tenant_id, "id": deployment_id, "c": celebrity_id, "type": type, "n": name, "s": starts_at},
+            {
+                "t": tenant_id,
+                "id": deployment_id,
+                "c": celebrity_id,
+                "type": type,
+                "n": name,
+                "s": starts_at,
+                "w": new_key("vtw_"),
+                "a": new_key("vta_"),
+            },
         )
     return deployment_id
 

@@ -13,6 +13,8 @@ from tests.chat.conftest import ChatTwin, FanClient, new_fan
 from vibethink.chat import store
 from vibethink.core.database import Database, RlsContext
 
+TODAY = datetime.now(UTC).date()
+
 
 def _write(twin: ChatTwin, fan: FanClient, conversation_id: uuid.UUID, **changes: object) -> store.TurnWrite:
     now = datetime.now(UTC).isoformat()
@@ -57,6 +59,7 @@ def _write(twin: ChatTwin, fan: FanClient, conversation_id: uuid.UUID, **changes
         "flags": [],
         "facts": [],
         "context": None,
+        "day": TODAY,
     }
     values.update(changes)
     return store.TurnWrite(**values)  # type: ignore[arg-type]
@@ -93,6 +96,7 @@ class TestRead:
             fan_key=fan.fan_key,
             history=10,
             retrieval=store.Retrieval(query="World Cup Qatar", config="english", depth=5, common=()),
+            day=TODAY,
         )
         assert state is not None
         assert (state.deployment_id, state.celebrity_id, state.message_count) == (
@@ -125,6 +129,7 @@ class TestRead:
             fan_key=key,
             history=10,
             retrieval=store.Retrieval(query="World Cup", config="english", depth=5, common=()),
+            day=TODAY,
         )
         assert state is None
 

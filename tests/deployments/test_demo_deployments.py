@@ -39,7 +39,7 @@ class TestDemoDeployments:
         for talent in demo.TALENTS:
             page = await client.get(f"/{talent.slug}")
             assert page.status_code == 200, page.text
-            assert "Fan Club" in page.text
+            assert "Premium" in page.text
             session = await client.post(
                 "/api/v1/widget/sessions",
                 json={"deployment_key": report.widgets[talent.slug]},

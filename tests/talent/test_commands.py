@@ -82,15 +82,13 @@ class TestSchemasCommand:
         assert "yes" in rows[1]
 
     def test_a_schema_file_with_defaults_file_is_added(self, cli_env: dict[str, str], tmp_path: Path) -> None:
-        schema = tmp_path / "deployment_config.json"
+        schema = tmp_path / "fan_profile.json"
         schema.write_text(json.dumps({"type": "object", "properties": {"theme": {"type": "string"}}}))
         defaults = tmp_path / "defaults.json"
         defaults.write_text(json.dumps({"theme": "dark"}))
-        code, output = run(
-            cli_env, "schemas", "add", "deployment_config", str(schema), "--defaults", str(defaults)
-        )
+        code, output = run(cli_env, "schemas", "add", "fan_profile", str(schema), "--defaults", str(defaults))
         assert code == 0, output
-        assert "added deployment_config version 1" in output
+        assert "added fan_profile version 1" in output
         assert '{"theme": "dark"}' in output
 
     def test_an_invalid_schema_file_fails_with_the_reason(

@@ -180,12 +180,12 @@ async def active_versions(db: Database, name: str) -> list[int]:
 
 class TestAddingVersions:
     async def test_a_new_version_is_numbered_next_and_starts_inactive(self, private_db: Database) -> None:
-        first = await add(private_db, "deployment_config", {"type": "object"})
-        second = await add(private_db, "deployment_config", {"type": "object", "required": ["theme"]})
+        first = await add(private_db, "fan_profile", {"type": "object"})
+        second = await add(private_db, "fan_profile", {"type": "object", "required": ["theme"]})
         assert (first.version, second.version) == (1, 2)
         assert not first.is_active
         assert not second.is_active
-        assert await active_versions(private_db, "deployment_config") == []
+        assert await active_versions(private_db, "fan_profile") == []
 
     @pytest.mark.parametrize(
         ("schema", "field"),

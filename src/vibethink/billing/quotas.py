@@ -198,20 +198,41 @@ async def check_message(
     found = await allowance(session, tenant_id=tenant_id, celebrity_id=celebrity_id, fan_key=fan_key)
     if found.messages_per_day is None:
         return found
-    day, _, resets_at = day_bounds(now or datetime.now(UTC))
+    day, _, _ = day_bounds(now or datetime.now(UTC))
     used = await used_today(session, tenant_id=tenant_id, celebrity_id=celebrity_id, fan_key=fan_key, day=day)
     if used < found.messages_per_day:
         return found
-    upgrades = await upgrade_options(session, tenant_id=tenant_id, celebrity_id=celebrity_id, current=found)
-    wait = max(1, int((resets_at - (now or datetime.now(UTC))).total_seconds()))
+    raise await exceeded(
+        session, tenant_id=tenant_id, celebrity_id=celebrity_id, allowance=found, used=used, now=now
+    )
+
+
+async def exceeded(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    celebrity_id: uuid.UUID,
+    allowance: Allowance,
+    used: int,
+    now: datetime | None = None,
+) -> QuotaExceeded:
+    """The 429 for a fan past today's quota: the reset time (`Retry-After`, `details.resets_at`)
+    and the tiers to upgrade to (the fan's upgrade prompt)."""
+    moment = now or datetime.now(UTC)
+    _, _, resets_at = day_bounds(moment)
+    upgrades = await upgrade_options(
+        session, tenant_id=tenant_id, celebrity_id=celebrity_id, current=allowance
+    )
+    wait = max(1, int((resets_at - moment).total_seconds()))
     names = ", ".join(u["name"] for u in upgrades)
-    raise QuotaExceeded(
-        f"You have used your {found.messages_per_day} messages for today on the {found.tier_name} tier."
+    return QuotaExceeded(
+        f"You have used your {allowance.messages_per_day} messages for today"
+        f" on the {allowance.tier_name} tier."
         f" More at {resets_at.strftime('%H:%M UTC')}" + (f", or upgrade to {names}." if names else "."),
         headers={"Retry-After": str(wait)},
         details={
-            "tier": found.tier_code,
-            "quota": found.messages_per_day,
+            "tier": allowance.tier_code,
+            "quota": allowance.messages_per_day,
             "used": used,
             "resets_at": resets_at.isoformat(),
             "upgrade_tiers": upgrades,

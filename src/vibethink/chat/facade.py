@@ -119,7 +119,7 @@ async def _conversation(
             Conversation.deployment_id == deployment_id,
             Conversation.message_count <= settings.chat_max_messages - TURN_MESSAGES,
         )
-        .order_by(Conversation.updated_at.desc())
+        .order_by(Conversation.created_at.desc())
         .limit(1)
     )
     if found is not None:

@@ -173,20 +173,21 @@ def _failure_event(result: TurnResult) -> dict[str, Any]:
 
 async def _event_stream(turn: Turn, request: Request) -> AsyncIterator[bytes]:
     db = database(request)
+    end = sse(None, "[DONE]")
+    # The last event and the end marker go out in one write.
     try:
         async for delta in turn.deltas():
             yield sse("delta", {"text": delta})
         result = await turn.finish_shielded(db)
         if result.error_code is not None:
-            yield sse("error", _failure_event(result))
+            yield sse("error", _failure_event(result)) + end
         else:
-            yield sse("done", result.done_event())
+            yield sse("done", result.done_event()) + end
     except PlatformError as exc:
-        yield sse("error", {"code": exc.code, "message": exc.message})
+        yield sse("error", {"code": exc.code, "message": exc.message}) + end
     except Exception:
         log.exception("chat turn failed while streaming")
-        yield sse("error", {"code": "internal_error", "message": "Something went wrong on our side."})
-    yield sse(None, "[DONE]")
+        yield sse("error", {"code": "internal_error", "message": "Something went wrong on our side."}) + end
 
 
 def _reply(result: TurnResult) -> ReplyRead:

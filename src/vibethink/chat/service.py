@@ -12,6 +12,7 @@ from typing import Any, Final
 from sqlalchemy import select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibethink.billing import quotas
 from vibethink.chat import twins
 from vibethink.chat.models import Conversation, Message, MessageStatus
 from vibethink.chat.tokens import Fan, FanTokens, IssuedToken
@@ -83,9 +84,13 @@ def require_live(twin: DeployedTwin) -> DeployedTwin:
     return twin
 
 
-def fan_tier(twin: DeployedTwin, fan: Fan) -> str:
-    """The fan's pricing tier for this twin; every fan is FREE until subscriptions exist."""
-    return "FREE"
+async def fan_tier(session: AsyncSession, twin: DeployedTwin, fan: Fan) -> str:
+    """The fan's pricing tier for this twin (a live subscription's, else the talent's free tier);
+    the session's RLS context must be the twin's tenant."""
+    found = await quotas.allowance(
+        session, tenant_id=twin.tenant_id, celebrity_id=twin.celebrity_id, fan_key=fan.fan_key
+    )
+    return found.tier_code
 
 
 def fan_rls(fan: Fan, tenant_id: uuid.UUID) -> RlsContext:
@@ -116,7 +121,7 @@ async def create_conversation(session: AsyncSession, fan: Fan, deployment_id: uu
     twin = require_live(await deployed_twin(session, deployment_id, tenant_id=fan.tenant_id))
     await enter_fan_tenant(session, fan, twin.tenant_id)
     context = twin.context(
-        fan_key=fan.fan_key, session_id=secrets.token_hex(16), fan_tier=fan_tier(twin, fan)
+        fan_key=fan.fan_key, session_id=secrets.token_hex(16), fan_tier=await fan_tier(session, twin, fan)
     )
     document = context.as_json()
     await schema_registry.validate(session, CONTEXT_SCHEMA, document, column="context")

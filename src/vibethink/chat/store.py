@@ -1,8 +1,9 @@
 """A chat turn's database work: one call to read, one to write, straight on the driver.
 
-`chat_turn_read` and `chat_turn_write` (migration 0010) are SECURITY INVOKER functions that set the
-fan's RLS context as their first step and run in the implicit transaction of the single call, so
-the app role's tenant policies still filter every row while a turn costs two round trips in all.
+`chat_turn_read` and `chat_turn_write` (migrations 0010, 0012) are SECURITY INVOKER functions that
+set the fan's RLS context as their first step and run in the implicit transaction of the single
+call, so the app role's tenant policies still filter every row while a turn costs two round trips
+in all. The read also brings the fan's tier and today's message count; the write counts the message.
 """
 
 from __future__ import annotations
@@ -10,18 +11,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Final
 
 import asyncpg
 
+from vibethink.billing.quotas import UNLIMITED, Allowance, allowance_from
 from vibethink.twin.knowledge import Passage
 from vibethink.twin.knowledge.embeddings import vector_literal
 
 READ_SQL: Final = (
     "SELECT * FROM chat_turn_read($1, $2, $3, $4, $5, $6::text::regconfig, $7, $8, $9::text[],"
-    " $10::text::vector, $11)"
+    " $10::text::vector, $11, $12)"
 )
-WRITE_SQL: Final = "SELECT * FROM chat_turn_write($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+WRITE_SQL: Final = "SELECT * FROM chat_turn_write($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 FAN_CONVERSATION_SQL: Final = "SELECT tenant_id, deployment_id FROM chat_fan_conversation($1, $2)"
 COMMON_LEXEMES_SQL: Final = "SELECT knowledge_common_lexemes($1::real)"
 
@@ -40,6 +43,8 @@ class TurnState:
     memories: list[list[str]]
     lexical: list[Passage]
     semantic: list[Passage]
+    allowance: Allowance  # the fan's tier and what it unlocks
+    used_today: int  # the fan's messages to this twin today (UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +86,7 @@ async def read_turn(
     fan_key: str,
     history: int,
     retrieval: Retrieval | None,
+    day: date,
 ) -> TurnState | None:
     """The turn's state, or None when the conversation is not this fan's (or does not exist)."""
     embedding = None
@@ -100,9 +106,15 @@ async def read_turn(
             list(retrieval.common) if retrieval else [],
             embedding,
             retrieval.exact_below if retrieval else 0,
+            day,
         )
     if row is None:
         return None
+    allowance = UNLIMITED
+    if row["tier_code"] is not None:
+        allowance = allowance_from(
+            row["tier_code"], row["tier_name"], dict(row["tier_entitlements"] or {}), row["subscription_id"]
+        )
     return TurnState(
         deployment_id=row["deployment_id"],
         celebrity_id=row["celebrity_id"],
@@ -114,6 +126,8 @@ async def read_turn(
         memories=row["memories"],
         lexical=_passages(row["lexical"]),
         semantic=_passages(row["semantic"]),
+        allowance=allowance,
+        used_today=row["used_today"],
     )
 
 
@@ -133,6 +147,7 @@ class TurnWrite:
     flags: list[dict[str, Any]]
     facts: list[dict[str, str]]
     context: dict[str, Any] | None  # None: unchanged
+    day: date  # the day (UTC) the fan's message counts against
 
 
 async def write_turn(pool: asyncpg.Pool, write: TurnWrite) -> tuple[int, bool] | None:
@@ -152,6 +167,7 @@ async def write_turn(pool: asyncpg.Pool, write: TurnWrite) -> tuple[int, bool] |
             write.flags,
             write.facts,
             write.context,
+            write.day,
         )
     if row is None:
         return None

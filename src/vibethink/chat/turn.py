@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from vibethink.billing import quotas
 from vibethink.chat import memory, store, twins
 from vibethink.chat import service as chat_service
 from vibethink.chat.models import MessageStatus
@@ -187,6 +188,22 @@ async def _retrieval(
     return retrieval, embedding is not None
 
 
+async def _refuse_over_quota(
+    db: Database, twin: DeployedTwin, fan: Fan, state: store.TurnState, now: datetime
+) -> None:
+    """Raises billing's 429 `quota_exceeded`, with the reset time and the tiers to upgrade to."""
+    async with db.transaction(chat_service.fan_rls(fan, twin.tenant_id)) as session:
+        error = await quotas.exceeded(
+            session,
+            tenant_id=twin.tenant_id,
+            celebrity_id=twin.celebrity_id,
+            allowance=state.allowance,
+            used=state.used_today,
+            now=now,
+        )
+    raise error
+
+
 async def prepare(
     db: Database,
     settings: Settings,
@@ -209,8 +226,9 @@ async def prepare(
         # The input checks need only the deployment's context: they run before the read, so a
         # blocked message costs no retrieval.
         profile = twin.profile
-        tier = chat_service.fan_tier(twin, fan)
-        outline = twin.context(fan_key=fan.fan_key, session_id=str(conversation_id), fan_tier=tier)
+        outline = twin.context(
+            fan_key=fan.fan_key, session_id=str(conversation_id), fan_tier=quotas.UNLIMITED.tier_code
+        )
         decisions = guardrails.check_input(content, profile, outline)
         blocked_by = guardrails.first_block(decisions)
         retrieval, hybrid = (None, False) if blocked_by else await _retrieval(db, settings, content, profile)
@@ -222,6 +240,7 @@ async def prepare(
             fan_key=fan.fan_key,
             history=2 * settings.chat_history_turns,
             retrieval=retrieval,
+            day=received_at.date(),
         )
         if state is None:
             raise NotFound("No such conversation.")
@@ -238,6 +257,10 @@ async def prepare(
         raise FanBlocked()
     if state.message_count + TURN_MESSAGES > settings.chat_max_messages:
         raise ConversationFull()
+    limit = state.allowance.messages_per_day
+    if limit is not None and state.used_today >= limit:
+        await _refuse_over_quota(db, twin, fan, state, received_at)
+    tier = state.allowance.tier_code
     context = twin.context(
         fan_key=fan.fan_key,
         session_id=state.session_id or str(conversation_id),
@@ -465,6 +488,7 @@ class Turn:
                 flags=flags,
                 facts=facts,
                 context=document,
+                day=prepared.received_at.date(),
             ),
         )
         if written is None:

@@ -82,6 +82,40 @@ LABELS: Final = {
 }
 
 
+UNLOCKS: Final = {
+    "en": {
+        "messages": "{n} messages a day",
+        "unlimited": "Unlimited messages",
+        "premium": "Premium content",
+        "voice": "{n} voice minutes",
+        "video": "{n} video minutes",
+    },
+    "es": {
+        "messages": "{n} mensajes al día",
+        "unlimited": "Mensajes ilimitados",
+        "premium": "Contenido exclusivo",
+        "voice": "{n} minutos de voz",
+        "video": "{n} minutos de video",
+    },
+}
+
+
+def unlocks(entitlements: dict[str, Any], language: str) -> list[str]:
+    """What a tier unlocks, in the page's language, from its billing entitlements."""
+    words = UNLOCKS.get(language, UNLOCKS["en"])
+    found: list[str] = []
+    if "messages_per_day" in entitlements:
+        limit = entitlements["messages_per_day"]
+        found.append(words["unlimited"] if limit is None else words["messages"].format(n=limit))
+    if entitlements.get("premium_content"):
+        found.append(words["premium"])
+    for key, word in (("voice_minutes", "voice"), ("video_minutes", "video")):
+        minutes = entitlements.get(key)
+        if isinstance(minutes, int) and minutes > 0:
+            found.append(words[word].format(n=minutes))
+    return found
+
+
 def labels(language: str) -> dict[str, str]:
     return LABELS.get(language, LABELS["en"])
 
@@ -232,7 +266,7 @@ async def render_twin_page(
     await apply_context(session, chat_service.fan_rls(fan, deployment.tenant_id))
     tiers = await _tiers(session, deployment)
     twin = await chat_service.deployed_twin(session, deployment.id, tenant_id=deployment.tenant_id)
-    fan_tier = chat_service.fan_tier(twin, fan)
+    fan_tier = await chat_service.fan_tier(session, twin, fan)
     branding = deployment.section("branding")
     hide_marks = white_label or bool(branding.get("hidePlatformMarks"))
     base = settings.public_url.rstrip("/")
@@ -267,7 +301,10 @@ async def render_twin_page(
                 code=t.code,
                 name=t.name,
                 price=_price(t.monthly_price_cents, t.currency),
-                perks=[str(p) for p in (t.entitlements.get("perks") or []) if isinstance(p, str)][:8],
+                perks=[
+                    *unlocks(t.entitlements, deployment.language),
+                    *(str(p) for p in (t.entitlements.get("perks") or []) if isinstance(p, str)),
+                ][:8],
                 is_current=t.code.upper() == fan_tier.upper(),
             )
             for t in tiers

@@ -30,7 +30,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n+")
 _SPACES = re.compile(r"\s+")
 # The reply streams a sentence (with its citation mark) at a time.
-_DELTA_END = re.compile(r"(?<=[.!?…\]])\s+")
+_DELTA_END = re.compile(r"(?<=[.!?…\]])\s+(?!\[)")
 
 
 def _word_set(text: str) -> frozenset[str]:

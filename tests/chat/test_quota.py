@@ -1,0 +1,94 @@
+"""The daily message quota inside the chat turn: counted with the turn, refused past it with 429."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from tests.chat.conftest import ChatTwin, new_fan
+from tests.factories import ADMIN
+
+from vibethink.billing import service as billing
+from vibethink.billing.models import PricingTier
+from vibethink.core.database import Database, RlsContext
+
+
+async def _tiers(db: Database, twin: ChatTwin, *, free_per_day: int) -> dict[str, PricingTier]:
+    rows = {
+        "FREE": (0, {"messages_per_day": free_per_day}),
+        "PREMIUM": (1_000, {"messages_per_day": None, "premium_content": True}),
+    }
+    made: dict[str, PricingTier] = {}
+    async with db.transaction(ADMIN) as s:
+        for order, (code, (price, entitlements)) in enumerate(rows.items()):
+            made[code] = PricingTier(
+                tenant_id=twin.tenant.id,
+                id=uuid.uuid4(),
+                celebrity_id=twin.celebrity_id,
+                code=code,
+                name=code.title(),
+                monthly_price_cents=price,
+                currency="USD",
+                entitlements=entitlements,
+                sort_order=order,
+                is_active=True,
+            )
+            s.add(made[code])
+    return made
+
+
+async def test_a_free_fan_is_refused_past_the_quota_with_the_reset_time_and_upgrades(
+    db: Database, client: httpx.AsyncClient, chat_twin: ChatTwin
+) -> None:
+    await _tiers(db, chat_twin, free_per_day=3)
+    fan = await new_fan(client, chat_twin.portal)
+    conversation = await fan.start()
+    for _ in range(3):
+        assert (await fan.say(conversation, "Who won the World Cup in 2022?")).status_code == 200
+    refused = await fan.say(conversation, "And in 2018?")
+    assert refused.status_code == 429, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "quota_exceeded"
+    assert error["details"]["quota"] == 3
+    assert error["details"]["used"] == 3
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    assert datetime.fromisoformat(error["details"]["resets_at"]) == datetime(
+        tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=UTC
+    )
+    assert [t["code"] for t in error["details"]["upgrade_tiers"]] == ["PREMIUM"]
+    assert int(refused.headers["Retry-After"]) > 0
+    # Nothing of the refused turn was stored: still three turns (six messages).
+    history = await client.get(f"/api/v1/chat/conversations/{conversation}/messages", headers=fan.headers)
+    assert len(history.json()["items"]) == 6
+    # The usage endpoint agrees.
+    usage = await client.get("/api/v1/fan/usage", headers=fan.headers)
+    assert usage.status_code == 200, usage.text
+    assert (usage.json()["quota"], usage.json()["used"], usage.json()["remaining"]) == (3, 3, 0)
+
+
+async def test_a_premium_fan_is_not_refused(
+    db: Database, client: httpx.AsyncClient, chat_twin: ChatTwin
+) -> None:
+    tiers = await _tiers(db, chat_twin, free_per_day=1)
+    fan = await new_fan(client, chat_twin.portal)
+    async with db.transaction(RlsContext(tenant_id=chat_twin.tenant.id)) as s:
+        await billing.start_subscription(
+            s,
+            tenant_id=chat_twin.tenant.id,
+            celebrity_id=chat_twin.celebrity_id,
+            tier=tiers["PREMIUM"],
+            fan_key=fan.fan_key,
+            started_at=datetime.now(UTC),
+        )
+    conversation = await fan.start()
+    for _ in range(3):
+        reply = await fan.say(conversation, "Who won the World Cup in 2022?")
+        assert reply.status_code == 200, reply.text
+
+
+async def test_a_talent_without_tiers_has_no_quota(client: httpx.AsyncClient, chat_twin: ChatTwin) -> None:
+    fan = await new_fan(client, chat_twin.portal)
+    conversation = await fan.start()
+    for _ in range(4):
+        assert (await fan.say(conversation, "Who won the World Cup in 2022?")).status_code == 200
