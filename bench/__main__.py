@@ -1,4 +1,4 @@
-"""`python -m bench [all|rls|retrieval|chat|deployments|billing] [--quick] [--only db,wrapper,api,traps]`.
+"""`python -m bench [all|rls|retrieval|chat|deployments|billing|compliance] [--quick] [--only PARTS]`.
 
 `rls`: RLS overhead and the isolation traps. A full run takes about 8 minutes on 2 cores once the data
 exists (building 1,000 tenants × 1,000 rows takes about a minute, once); `--quick` takes about 2.
@@ -6,7 +6,8 @@ exists (building 1,000 tenants × 1,000 rows takes about a minute, once); `--qui
 data takes about 12 minutes, once). `deployments`: deployment resolution, public page times and the
 widget's size (about two minutes). `billing`: month-end statements for 1,000 talents × 10,000
 transactions and the cached quota check (building the data takes a few minutes, once).
-`all` (the default, what `make bench` does) runs every suite.
+`compliance`: events → signed evidence rows (ledger, HTTP API, outbox) and verifying a 1,000,000-record
+export (building it takes a few minutes, once). `all` (the default, what `make bench` does) runs every suite.
 """
 
 from __future__ import annotations
@@ -17,12 +18,22 @@ import sys
 import time
 from types import FrameType
 
-from bench import api_overhead, billing, chat, deployments, isolation_traps, retrieval, rls_overhead
+from bench import (
+    api_overhead,
+    billing,
+    chat,
+    compliance,
+    deployments,
+    isolation_traps,
+    retrieval,
+    rls_overhead,
+)
 from bench.datagen import Dataset, ensure_dataset
 from bench.report import machine, tool_version
 from bench.target import bench_target, pg_binary
 
 PARTS = ("db", "wrapper", "api", "traps")
+COMPLIANCE_PARTS = ("ledger", "api", "outbox", "verify")
 
 
 def _stop_on_term(signum: int, frame: FrameType | None) -> None:
@@ -36,11 +47,14 @@ def main(argv: list[str] | None = None) -> int:
         "suite",
         nargs="?",
         default="all",
-        choices=["all", "rls", "retrieval", "chat", "deployments", "billing"],
+        choices=["all", "rls", "retrieval", "chat", "deployments", "billing", "compliance"],
         help="the benchmark suite",
     )
     parser.add_argument("--quick", action="store_true", help="short runs (one round, a few seconds each)")
-    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {PARTS}")
+    parser.add_argument(
+        "--only", default=None, help=f"comma-separated parts: rls {PARTS}, compliance {COMPLIANCE_PARTS}"
+    )
+    parser.add_argument("--records", type=int, default=1_000_000, help="compliance: records in the export")
     parser.add_argument("--tenants", type=int, default=1000)
     parser.add_argument("--rows-per-tenant", type=int, default=1000)
     parser.add_argument("--seconds", type=int, help="duration of each pgbench / HTTP run")
@@ -50,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         "--searches", default="text,vector,hybrid", help="retrieval: comma-separated of text, vector, hybrid"
     )
     args = parser.parse_args(argv)
-    parts = [p.strip() for p in args.only.split(",") if p.strip()]
-    unknown = set(parts) - set(PARTS)
+    known = COMPLIANCE_PARTS if args.suite == "compliance" else PARTS
+    parts = [p.strip() for p in (args.only or ",".join(known)).split(",") if p.strip()]
+    unknown = set(parts) - set(known)
     if unknown:
         parser.error(f"unknown part(s): {', '.join(sorted(unknown))}")
     seconds = args.seconds or (3 if args.quick else 10)
@@ -79,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         print("\n# Billing — month-end statements and the quota check")
         print(machine())
         print(billing.run())
+    if args.suite in ("all", "compliance"):
+        print("\n# Compliance evidence — events to signed, chained evidence; offline verification")
+        print(machine())
+        compliance_parts = parts if args.suite == "compliance" else list(COMPLIANCE_PARTS)
+        print(compliance.run(quick=args.quick, parts=compliance_parts, records=args.records))
     print(f"\ndone in {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -67,7 +67,8 @@ def live_server(test_owner_url: URL, test_settings) -> Iterator[str]:  # type: i
 
 class TestNoInputCausesAServerError:
     async def test_every_operation_survives_generated_input(self, db, live_server, unique, tmp_path):
-        tenant = await make_tenant(db, slug=f"fuzz-{unique}")
+        # ENTERPRISE, so plan checks let the fuzzer reach the compliance API's full depth.
+        tenant = await make_tenant(db, slug=f"fuzz-{unique}", tier="ENTERPRISE")
         await make_celebrity(db, tenant, slug=f"fuzz-star-{unique}")
         key = await make_api_key(db, tenant)
         # In a thread: the fuzzer runs for a while and the event loop must stay free.

@@ -19,6 +19,7 @@ from vibethink.billing import routes as billing_routes
 from vibethink.campaigns import routes as campaign_routes
 from vibethink.chat import facade as chat_facade
 from vibethink.chat import routes as chat_routes
+from vibethink.compliance import pages as compliance_pages
 from vibethink.compliance import routes as compliance_routes
 from vibethink.core import ops
 from vibethink.core.database import Database
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(chat_facade.router)
     app.include_router(tenancy_pages.router)
     app.include_router(billing_pages.router)
+    app.include_router(compliance_pages.router)
     app.include_router(web_pages.router)
     app.include_router(deployment_dashboard.router)
     # Last: the portal's `/{slug}` must never shadow another page.

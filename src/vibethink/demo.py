@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibethink.billing import demo_tiers
 from vibethink.campaigns.models import Brand
+from vibethink.compliance import dogfood as compliance_dogfood
 from vibethink.core import outbox
 from vibethink.core.database import Database, RlsContext
 from vibethink.core.security import hash_password
@@ -241,6 +242,8 @@ async def load(settings: Settings, *, db: Database | None = None) -> DemoReport:
                 kind=TenantKind.PLATFORM,
                 tier=TenantTier.ENTERPRISE,
             )
+            # Dogfooding: the platform tracks its own compliance with the same module as its tenants.
+            report.created.extend(await compliance_dogfood.configure_platform(session, tenants["vibethink"]))
             for talent in TALENTS:
                 tenant_id = await _tenant(
                     session,

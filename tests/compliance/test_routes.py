@@ -215,3 +215,21 @@ class TestTenantsAreIsolated:
         assert note.status_code == 201
         listed = await client.get(f"/api/v1/compliance/evidence/{seq}/notes", headers=headers)
         assert [n["note"] for n in listed.json()["items"]] == ["Checked the runbook."]
+
+
+class TestOddInput:
+    async def test_lone_surrogates_odd_keys_and_ancient_dates_are_recorded_not_a_500(
+        self, client: httpx.AsyncClient, db: Database
+    ) -> None:
+        _, headers = await tenant_with_key(db, "ENTERPRISE")
+        body = (
+            '{"events": [{"eventType": "CODE_DEPLOYMENT", "timestamp": "0129-06-04T07:42:39Z",'
+            ' "payload": {"environment": "PRODUCTION",'
+            ' "approvals": [{"userId": "\\udab7\\udd9b\\udb45"}], "\\u00d5\\ue646": 12345678901234567890,'
+            ' "rollbackPlan": "\\udc3a", "qualityGates": {"tests": "PASSED", "coverage": NaN}}}]}'
+        )
+        response = await client.post(
+            "/api/v1/compliance/events", content=body, headers={**headers, "content-type": "application/json"}
+        )
+        assert response.status_code == 201, response.text
+        assert {e["control_id"] for e in response.json()["evidence"]} == {"CHG-01", "CHG-03"}

@@ -148,3 +148,33 @@ class TestPolicyDesignEvidence:
         operating = [o for o in found if o.kind is EvidenceKind.OPERATING]
         assert [o.control_id for o in operating] == ["POL-01"]
         assert operating[0].facts["approvedBy"] == fake_pseudonym("ciso@x.test")
+
+
+class TestCanonicalJson:
+    def test_the_fast_path_is_byte_identical_to_the_rfc8785_reference(self) -> None:
+        import rfc8785
+
+        from vibethink.compliance.canonical import canonical
+
+        documents = [
+            {"b": 1, "a": [True, None, "x"], "c": {"z": "ünïcødé ✓ 😀", "y": -(2**53) + 1}},
+            {"quote": 'say "hi"\\n', "control": "\u0001\u001f\t", "empty": {}, "list": []},
+            {"emoji_key_value": "𝄞", "nested": [{"k": "v"}, [1, 2, [3]]]},
+        ]
+        for document in documents:
+            assert canonical(document) == rfc8785.dumps(document)
+
+    def test_anything_else_goes_to_the_reference(self) -> None:
+        import rfc8785
+
+        from vibethink.compliance.canonical import canonical
+
+        for document in ({"f": 0.1, "e": 1e21}, {"é": 1, "e": 2}, {"big": 2**53 - 1}):
+            assert canonical(document) == rfc8785.dumps(document)
+
+    def test_records_hash_the_same_through_the_writers_shortcut(self) -> None:
+        from vibethink.compliance.canonical import canonical, canonical_record
+
+        for observation in ({"facts": {"ü": 1}}, {"facts": {"a": "ü"}}, {"facts": {"n": 0.5}}):
+            document = {"seq": 1, "key_id": None, "observation": observation, "artifacts": []}
+            assert canonical_record(document, free_form=("observation", "artifacts")) == canonical(document)

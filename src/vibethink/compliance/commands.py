@@ -239,3 +239,18 @@ def emit(
             typer.echo(f"delivered {handled} pending event(s)")
 
     _run(work)
+
+
+@compliance_app.command("send-reports")
+def send_reports() -> None:
+    """Build and e-mail every scheduled report that is due (run it hourly, e.g. from cron)."""
+    from vibethink.compliance.keys import key_store
+    from vibethink.compliance.schedule import send_due_reports
+
+    async def work(db: Database, settings: Settings) -> None:
+        sent = await send_due_reports(db, settings, key_store(settings))
+        for item in sent:
+            typer.echo(f"{item.tenant_id}: {', '.join(item.frameworks)} -> {', '.join(item.recipients)}")
+        typer.echo(f"{len(sent)} tenant(s) sent")
+
+    _run(work)

@@ -11,21 +11,23 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import Table, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibethink.compliance import merkle, pseudonyms
-from vibethink.compliance.canonical import canonical
+from vibethink.compliance.canonical import canonical, canonical_record
 from vibethink.compliance.keys import KeyStore, SigningKey
 from vibethink.compliance.models import Checkpoint, Evidence
 from vibethink.compliance.rules import (
     EventFacts,
     Observation,
     RuleSet,
+    clean,
+    clean_text,
     evaluate,
     load_rules,
     people_of,
@@ -35,6 +37,9 @@ from vibethink.compliance.state import TenantCompliance, load_state
 from vibethink.core.errors import NotFound
 
 RECORD_FORMAT = 1
+# Core insert on the table: a bulk of plain rows, without the ORM's unit-of-work machinery.
+EVIDENCE_TABLE: Table = Evidence.__table__  # type: ignore[assignment]
+CHECKPOINT_TABLE: Table = Checkpoint.__table__  # type: ignore[assignment]
 GENESIS = "0" * 64
 CHECKPOINT_TYPE = "vibethink.compliance.checkpoint/v1"
 
@@ -105,7 +110,7 @@ def record_document(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def entry_hash_of(document: dict[str, Any]) -> bytes:
-    return merkle.leaf_hash(canonical(document))
+    return merkle.leaf_hash(canonical_record(document, free_form=("observation", "artifacts")))
 
 
 @dataclass
@@ -181,6 +186,14 @@ async def append(
     on; controls that map to nothing the tenant tracks produce none. Idempotent by (event, control).
     """
     result = AppendResult()
+    events = [
+        replace(
+            e,
+            payload=clean(e.payload),
+            actor_ref=clean_text(e.actor_ref) if e.actor_ref else None,
+        )
+        for e in events
+    ]
     state = state or await load_state(session, tenant_id)
     ruleset = ruleset or load_rules()
     wanted = [e for e in events if e.source != Source.PLATFORM or state.generates_automatically]
@@ -209,6 +222,7 @@ async def append(
     seq, prev_hash, seen = await _lock_and_head(session, tenant_id, [e.event_id for e, _ in planned])
     signer: SigningKey | None = keys.active() if state.signs else None
     recorded_at = datetime.now(UTC)
+    event_hashes: dict[uuid.UUID, str] = {}
     for event, observation in planned:
         if (event.event_id, observation.control_id) in seen:
             continue
@@ -222,7 +236,8 @@ async def append(
             "event_id": event.event_id,
             "event_type": event.event_type,
             "source": event.source,
-            "event_hash": event.event_hash(),
+            "event_hash": event_hashes.get(event.event_id)
+            or event_hashes.setdefault(event.event_id, event.event_hash()),
             "control_id": observation.control_id,
             "rule_id": observation.rule.id,
             "rule_version": observation.rule.version,
@@ -244,7 +259,7 @@ async def append(
         result.rows.append(row)
     if not result.rows:
         return result
-    await session.execute(insert(Evidence), result.rows)
+    await session.execute(insert(EVIDENCE_TABLE), result.rows)
     first = result.rows[0]["seq"]
     if (first - 1) // checkpoint_every != seq // checkpoint_every:
         boundary = seq // checkpoint_every * checkpoint_every
@@ -331,8 +346,8 @@ async def issue_checkpoint(
         key_id=signer.key_id if signer else None,
         signature=signer.sign(canonical(document)).hex() if signer else None,
     )
-    session.add(checkpoint)
-    await session.flush()
+    values = {c.key: getattr(checkpoint, c.key) for c in CHECKPOINT_TABLE.columns}
+    await session.execute(insert(CHECKPOINT_TABLE).values(**values))
     return checkpoint
 
 

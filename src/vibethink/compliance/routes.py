@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 import tempfile
 import uuid
@@ -12,16 +13,23 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from sqlalchemy import select
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
-from vibethink.compliance import ledger, plans, readiness, service
+from vibethink.compliance import ledger, plans, readiness, reports, service
 from vibethink.compliance.catalog import load_catalog
 from vibethink.compliance.export import write_export
 from vibethink.compliance.keys import key_store
-from vibethink.compliance.models import Assessment, Checkpoint, CustomFramework, Evidence, EvidenceNote
+from vibethink.compliance.models import (
+    Assessment,
+    Checkpoint,
+    CustomFramework,
+    Evidence,
+    EvidenceNote,
+    Report,
+)
 from vibethink.compliance.schemas import (
     AssessmentCreate,
     AssessmentRead,
@@ -40,6 +48,8 @@ from vibethink.compliance.schemas import (
     PublicKeyRead,
     ReadinessSummary,
     RecordedEvidence,
+    ReportCreate,
+    ReportRead,
     SettingsRead,
     SettingsUpdate,
     SubmissionRead,
@@ -583,3 +593,98 @@ async def get_assessment(
         read.result = {**again.as_dict(), "recomputed": True}
         read.readiness_percent = again.score_bp / 100
     return read
+
+
+def report_read(r: Report) -> ReportRead:
+    return ReportRead(
+        id=r.id,
+        framework=r.framework,
+        period_start=r.period_start,
+        period_end=r.period_end,
+        trigger=r.trigger,
+        manifest=r.manifest,
+        manifest_signature=r.manifest_signature,
+        key_id=r.key_id,
+        created_at=r.created_at,
+    )
+
+
+async def _report(session: DbSession, principal: Principal, report_id: uuid.UUID) -> Report:
+    await service.guarded_state(session, principal, write=False)
+    found = await session.get(Report, (principal.tenant_id, report_id))
+    if found is None:
+        raise NotFound("No such report.")
+    return found
+
+
+@router.post("/reports", status_code=201)
+async def create_report(
+    body: ReportCreate, principal: Writer, session: DbSession, settings: PlatformSettings
+) -> ReportRead:
+    """An audit report (JSON + PDF) for a framework and period, with a signed manifest."""
+    await service.guarded_state(session, principal, write=True)
+    built = await reports.build_report(
+        session,
+        key_store(settings),
+        principal.tenant_id,
+        body.framework,
+        start=body.start,
+        end=body.end,
+        seed=body.seed,
+    )
+    return report_read(built.report)
+
+
+@router.get("/reports")
+async def list_reports(
+    principal: Reader,
+    session: DbSession,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Page[ReportRead]:
+    await service.guarded_state(session, principal, write=False)
+    items, next_cursor = await newest_first(
+        session,
+        select(Report).where(Report.tenant_id == principal.tenant_id),
+        created_at=Report.created_at,
+        row_id=Report.id,
+        cursor=cursor,
+        limit=limit,
+    )
+    return Page[ReportRead](items=[report_read(r) for r in items], next_cursor=next_cursor)
+
+
+@router.get("/reports/{report_id}")
+async def get_report(report_id: uuid.UUID, principal: Reader, session: DbSession) -> ReportRead:
+    return report_read(await _report(session, principal, report_id))
+
+
+@router.get("/reports/{report_id}/report.json")
+async def report_json(report_id: uuid.UUID, principal: Reader, session: DbSession) -> Response:
+    found = await _report(session, principal, report_id)
+    return Response(found.document, media_type="application/json")
+
+
+@router.get("/reports/{report_id}/report.pdf")
+async def report_pdf(report_id: uuid.UUID, principal: Reader, session: DbSession) -> Response:
+    found = await _report(session, principal, report_id)
+    name = f"readiness-{found.framework.replace(':', '-')}-{found.period_end.date()}.pdf"
+    return Response(
+        found.pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get("/reports/{report_id}/oscal.json")
+async def report_oscal(report_id: uuid.UUID, principal: Reader, session: DbSession) -> dict[str, Any]:
+    """The report as OSCAL 1.1 assessment results."""
+    found = await _report(session, principal, report_id)
+    return reports.oscal_assessment_results(json.loads(found.document))
+
+
+@router.get("/soa")
+async def statement_of_applicability(principal: Reader, session: DbSession) -> dict[str, Any]:
+    """ISO/IEC 27001:2022 Statement of Applicability with each Annex A control's readiness."""
+    await service.guarded_state(session, principal, write=False)
+    return await reports.statement_of_applicability(session, principal.tenant_id)

@@ -245,6 +245,24 @@ def people_of(ruleset: RuleSet, event: EventFacts) -> set[str]:
     return found
 
 
+def clean_text(value: str) -> str:
+    """Valid UTF-8 text: lone surrogates (which JSON may carry) become U+FFFD instead of failing a hash."""
+    return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def clean(value: Any, *, depth: int = 0) -> Any:
+    """A payload with every string and key made valid text; numbers and structure kept for the rules."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if depth >= 32:
+        return None
+    if isinstance(value, Mapping):
+        return {clean_text(str(k)): clean(v, depth=depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v, depth=depth + 1) for v in value]
+    return value
+
+
 def plain(value: Any, *, depth: int = 0) -> Any:
     """A JSON value that canonicalises the same everywhere: no floats, no unsafe integers, bounded size."""
     if value is None or isinstance(value, bool | str):

@@ -252,3 +252,22 @@ class AssessmentRead(BaseModel):
     automation_percent: float
     computed_at: datetime
     result: dict[str, Any] | None = None
+
+
+class ReportCreate(Strict):
+    framework: str = Field(min_length=2, max_length=60)
+    start: AwareDatetime
+    end: AwareDatetime
+    seed: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class ReportRead(BaseModel):
+    id: uuid.UUID
+    framework: str
+    period_start: datetime
+    period_end: datetime
+    trigger: str
+    manifest: dict[str, Any]
+    manifest_signature: str | None
+    key_id: str | None
+    created_at: datetime

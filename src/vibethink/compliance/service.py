@@ -29,6 +29,7 @@ from vibethink.compliance.models import (
     EvidenceNote,
 )
 from vibethink.compliance.plans import Plan
+from vibethink.compliance.rules import clean, plain
 from vibethink.compliance.schemas import (
     CustomFrameworkCreate,
     ExternalEventBatch,
@@ -53,7 +54,7 @@ async def guarded_state(session: AsyncSession, principal: Principal, *, write: b
     return state
 
 
-async def _latest_assessments(session: AsyncSession, tenant_id: uuid.UUID) -> dict[str, Assessment]:
+async def latest_assessments(session: AsyncSession, tenant_id: uuid.UUID) -> dict[str, Assessment]:
     rows = (
         await session.scalars(
             select(Assessment)
@@ -67,7 +68,7 @@ async def _latest_assessments(session: AsyncSession, tenant_id: uuid.UUID) -> di
 
 async def settings_read(session: AsyncSession, state: TenantCompliance) -> SettingsRead:
     catalog = load_catalog()
-    assessments = await _latest_assessments(session, state.tenant_id)
+    assessments = await latest_assessments(session, state.tenant_id)
     frameworks = []
     for code in [*FrameworkCode, *state.custom_frameworks]:
         name = state.framework(code).name
@@ -351,7 +352,8 @@ async def submit_events(
 
 def _content_id(tenant_id: uuid.UUID, event: dict[str, Any]) -> uuid.UUID:
     """An id for an event sent without one: the same event sent twice is recorded once."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant_id}:{hashlib.sha256(canonical(event)).hexdigest()}")
+    digest = hashlib.sha256(canonical(plain(clean(event)))).hexdigest()
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant_id}:{digest}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +15,19 @@ from vibethink.core.dispatcher import ConsumerRegistry, DeliveredEvent, Handler
 from vibethink.core.settings import Settings, get_settings
 
 CONSUMER: Final = "compliance_evidence"
+
+
+def _happened(event: DeliveredEvent) -> datetime:
+    """When it happened: the payload's `occurredAt` (a release reporting a past deploy), else recorded."""
+    raw = event.payload.get("occurredAt")
+    if isinstance(raw, str):
+        try:
+            moment = datetime.fromisoformat(raw)
+        except ValueError:
+            return event.occurred_at
+        if moment.tzinfo is not None and moment <= event.occurred_at + timedelta(minutes=5):
+            return moment
+    return event.occurred_at
 
 
 def incoming(event: DeliveredEvent) -> ledger.IncomingEvent:
@@ -28,7 +42,7 @@ def incoming(event: DeliveredEvent) -> ledger.IncomingEvent:
     return ledger.IncomingEvent(
         event_id=event.id,
         event_type=event.event_type,
-        occurred_at=event.occurred_at,
+        occurred_at=_happened(event),
         payload=event.payload,
         source=ledger.Source.PLATFORM,
         actor_user_id=event.actor_user_id,

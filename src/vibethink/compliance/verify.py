@@ -14,8 +14,9 @@ import io
 import json
 import os
 import zipfile
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -263,14 +264,26 @@ def _verify_records(export: Export, report: Report, keys: dict[str, bytes], work
         chunks = _chunks(handle)
         if workers > 1:
             with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(keys,)) as pool:
-                results: Iterator[ChunkResult] = pool.map(_check_pair, chunks)
-                _merge(results, report, leaves, previous_seq, previous_hash)
+                _merge(_bounded(pool, chunks, 2 * workers), report, leaves, previous_seq, previous_hash)
         else:
             _init_worker(keys)
             _merge(
                 (check_chunk(s, lines) for s, lines in chunks), report, leaves, previous_seq, previous_hash
             )
     return [bytes(leaves[i : i + 32]) for i in range(0, len(leaves), 32)]
+
+
+def _bounded(
+    pool: ProcessPoolExecutor, chunks: Iterator[tuple[int, list[bytes]]], window: int
+) -> Iterator[ChunkResult]:
+    """Results in order, with at most `window` chunks read ahead: memory stays flat for any export size."""
+    pending: deque[Future[ChunkResult]] = deque()
+    for chunk in chunks:
+        pending.append(pool.submit(_check_pair, chunk))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def _check_pair(pair: tuple[int, list[bytes]]) -> ChunkResult:
