@@ -128,7 +128,7 @@ class TestCompetitorsAcrossContexts:
         twin = await three_contexts(db)
         fan = await new_fan(client, twin.deployments["coca"])
         body = (await fan.say(await fan.start(), "Who has sponsored the World Cup since 1978?")).json()
-        assert body["disclosure"] == "Sponsored conversation with Coca-Cola."
+        assert body["disclosure"] == "Paid partnership with Coca-Cola"
         portal = await new_fan(client, twin.portal)
         assert (await portal.say(await portal.start(), "Who won in 2022?")).json()["disclosure"] is None
 

@@ -95,9 +95,10 @@ def _text(value: Any) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
+# The endorsement disclosure a campaign's replies carry (the campaigns domain writes the same).
 DISCLOSURES: Final = {
-    "es": "Conversación patrocinada por {brand}.",
-    "en": "Sponsored conversation with {brand}.",
+    "es": "Colaboración pagada con {brand}",
+    "en": "Paid partnership with {brand}",
 }
 
 
