@@ -1,9 +1,11 @@
-"""`python -m bench [all|rls|retrieval|chat|compliance] [--quick] [--only PARTS]`.
+"""`python -m bench [all|rls|retrieval|chat|deployments|billing|compliance] [--quick] [--only PARTS]`.
 
 `rls`: RLS overhead and the isolation traps. A full run takes about 8 minutes on 2 cores once the data
 exists (building 1,000 tenants × 1,000 rows takes about a minute, once); `--quick` takes about 2.
 `retrieval`: knowledge search latency over 100,000 chunks of one twin among 1,000 twins (building the
-data takes about 12 minutes, once).
+data takes about 12 minutes, once). `deployments`: deployment resolution, public page times and the
+widget's size (about two minutes). `billing`: month-end statements for 1,000 talents × 10,000
+transactions and the cached quota check (building the data takes a few minutes, once).
 `compliance`: events → signed evidence rows (ledger, HTTP API, outbox) and verifying a 1,000,000-record
 export (building it takes a few minutes, once). `all` (the default, what `make bench` does) runs every suite.
 """
@@ -16,7 +18,16 @@ import sys
 import time
 from types import FrameType
 
-from bench import api_overhead, chat, compliance, isolation_traps, retrieval, rls_overhead
+from bench import (
+    api_overhead,
+    billing,
+    chat,
+    compliance,
+    deployments,
+    isolation_traps,
+    retrieval,
+    rls_overhead,
+)
 from bench.datagen import Dataset, ensure_dataset
 from bench.report import machine, tool_version
 from bench.target import bench_target, pg_binary
@@ -36,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         "suite",
         nargs="?",
         default="all",
-        choices=["all", "rls", "retrieval", "chat", "compliance"],
+        choices=["all", "rls", "retrieval", "chat", "deployments", "billing", "compliance"],
         help="the benchmark suite",
     )
     parser.add_argument("--quick", action="store_true", help="short runs (one round, a few seconds each)")
@@ -75,6 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         with chat.chat_target() as target:
             fans = tuple(int(n) for n in args.fans.split(",") if n.strip())
             print(chat.run_chat(target, seconds=args.seconds or (4 if args.quick else 10), fans=fans))
+    if args.suite in ("all", "deployments"):
+        print("\n# Deployments — resolution, public pages, widget size")
+        print(machine())
+        print(deployments.run(quick=args.quick))
+    if args.suite in ("all", "billing"):
+        print("\n# Billing — month-end statements and the quota check")
+        print(machine())
+        print(billing.run())
     if args.suite in ("all", "compliance"):
         print("\n# Compliance evidence — events to signed, chained evidence; offline verification")
         print(machine())

@@ -340,6 +340,8 @@ def upgrade() -> None:
         BEGIN
             IF TG_TABLE_NAME = 'deployments' THEN
                 PERFORM pg_notify('{CHANNEL}', 'd:' || coalesce(NEW.id, OLD.id)::text);
+            ELSIF TG_TABLE_NAME = 'pricing_tiers' THEN
+                PERFORM pg_notify('{CHANNEL}', 'c:' || coalesce(NEW.celebrity_id, OLD.celebrity_id)::text);
             ELSE
                 PERFORM pg_notify('{CHANNEL}', 'c:' || coalesce(NEW.id, OLD.id)::text);
             END IF;
@@ -353,6 +355,11 @@ def upgrade() -> None:
     )
     op.execute(
         "CREATE TRIGGER celebrities_notify_change AFTER UPDATE OR DELETE ON celebrities"
+        " FOR EACH ROW EXECUTE FUNCTION notify_deployment_change()"
+    )
+    # Portal pages cache a twin's tiers too.
+    op.execute(
+        "CREATE TRIGGER pricing_tiers_notify_change AFTER INSERT OR UPDATE OR DELETE ON pricing_tiers"
         " FOR EACH ROW EXECUTE FUNCTION notify_deployment_change()"
     )
 
@@ -385,6 +392,7 @@ def downgrade() -> None:
     op.execute(f"REVOKE INSERT ON platform_events FROM {DEFINER}")
     op.execute(f"REVOKE UPDATE (status, updated_at) ON deployments FROM {DEFINER}")
     op.execute(f"REVOKE SELECT, UPDATE (status, updated_at) ON brand_campaigns FROM {DEFINER}")
+    op.execute("DROP TRIGGER IF EXISTS pricing_tiers_notify_change ON pricing_tiers")
     op.execute("DROP TRIGGER IF EXISTS celebrities_notify_change ON celebrities")
     op.execute("DROP TRIGGER IF EXISTS deployments_notify_change ON deployments")
     op.execute("DROP FUNCTION IF EXISTS notify_deployment_change()")

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from vibethink.billing import pages as billing_pages
 from vibethink.billing import routes as billing_routes
 from vibethink.campaigns import routes as campaign_routes
 from vibethink.chat import facade as chat_facade
@@ -25,6 +26,7 @@ from vibethink.core.database import Database
 from vibethink.core.dispatcher import Dispatcher, default_registry
 from vibethink.core.http import install_error_handlers
 from vibethink.core.settings import Settings, get_settings
+from vibethink.deployments import dashboard as deployment_dashboard
 from vibethink.deployments import http as deployment_http
 from vibethink.deployments import pages as deployment_pages
 from vibethink.deployments import routes as deployment_routes
@@ -125,8 +127,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(compliance_routes.router, prefix="/api/v1")
     app.include_router(chat_facade.router)
     app.include_router(tenancy_pages.router)
+    app.include_router(billing_pages.router)
     app.include_router(compliance_pages.router)
     app.include_router(web_pages.router)
+    app.include_router(deployment_dashboard.router)
     # Last: the portal's `/{slug}` must never shadow another page.
     app.include_router(deployment_pages.router)
     app.add_middleware(deployment_http.EmbedCors)

@@ -9,6 +9,7 @@ import warnings
 
 import typer
 
+from vibethink.billing.commands import billing_app
 from vibethink.compliance.commands import compliance_app, events_app
 from vibethink.core import migrations
 from vibethink.core.database import Database, owner_url, stop_embedded
@@ -28,6 +29,7 @@ app.add_typer(schemas_app, name="schemas")
 app.add_typer(demo_app, name="demo")
 app.add_typer(user_app, name="user")
 app.add_typer(api_key_app, name="api-key")
+app.add_typer(billing_app, name="billing")
 app.add_typer(compliance_app, name="compliance")
 app.add_typer(events_app, name="events")
 

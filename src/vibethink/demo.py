@@ -176,6 +176,7 @@ class DemoReport:
     users: tuple[DemoUser, ...] = USERS
     portals: dict[str, uuid.UUID] = field(default_factory=dict)  # talent slug -> portal deployment id
     widgets: dict[str, str] = field(default_factory=dict)  # talent slug -> demo widget's public key
+    campaigns: list[str] = field(default_factory=list)  # campaign page paths
 
     def describe(self, public_url: str) -> str:
         lines = [
@@ -195,6 +196,9 @@ class DemoReport:
             lines += [f"    {slug:<16} {deployment_id}" for slug, deployment_id in self.portals.items()]
             lines += ["", "  Portal pages:"]
             lines += [f"    {public_url}/{slug}" for slug in self.portals]
+        if self.campaigns:
+            lines += ["", "  Campaign pages:"]
+            lines += [f"    {public_url}{path}" for path in self.campaigns]
         if self.widgets:
             lines += ["", "  Widget keys (embeddable from http://localhost:8001 and this site):"]
             lines += [f"    {slug:<16} {key}" for slug, key in self.widgets.items()]
@@ -505,3 +509,78 @@ async def demo_deployments(session: AsyncSession, report: DemoReport, *, public_
             )
             report.created.append(f"widget of {talent.slug}")
         report.widgets[talent.slug] = widget.widget_key
+    await demo_campaigns(session, report)
+
+
+async def demo_campaigns(session: AsyncSession, report: DemoReport) -> None:
+    """Coca-Cola's World Cup campaign with Andrés, approved and live; Nike's request waiting for him."""
+    from datetime import UTC, datetime, timedelta
+
+    from vibethink.campaigns import service as campaigns
+    from vibethink.campaigns.models import BrandCampaign
+    from vibethink.campaigns.schemas import CampaignRequestCreate, Guidelines
+    from vibethink.tenancy.access import Principal
+    from vibethink.tenancy.permissions import ALL_SCOPES
+
+    celebrity = await session.scalar(select(Celebrity).where(Celebrity.slug == "andres-cantor"))
+    if celebrity is None or await session.scalar(
+        select(BrandCampaign.id).where(BrandCampaign.tenant_id == celebrity.tenant_id).limit(1)
+    ):
+        return
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def acting(tenant_slug_id: uuid.UUID, kind: TenantKind, role: Role) -> Principal:
+        return Principal(
+            tenant_id=tenant_slug_id, tenant_kind=kind, permissions=ALL_SCOPES, via="session", role=role
+        )
+
+    requests = (
+        (
+            "coca-cola",
+            CampaignRequestCreate(
+                celebrity_slug="andres-cantor",
+                campaign_name="Mundial 2026",
+                starts_at=now - timedelta(days=1),
+                ends_at=now + timedelta(days=90),
+                fee_cents=5_000_000,
+                cpm_cents=1_500,
+                cpc_cents=40,
+                category="beverages",
+                guidelines=Guidelines(
+                    mention_rules=["Mention Coca-Cola positively when relevant"],
+                    competitors=["Pepsi"],
+                    themes=["football", "celebration"],
+                ),
+            ),
+            True,
+        ),
+        (
+            "nike",
+            CampaignRequestCreate(
+                celebrity_slug="andres-cantor",
+                campaign_name="Just Do It Football",
+                starts_at=now + timedelta(days=7),
+                ends_at=now + timedelta(days=60),
+                fee_cents=3_500_000,
+                category="sportswear",
+                guidelines=Guidelines(
+                    mention_rules=["Mention Nike when discussing football gear"],
+                    competitors=["Adidas", "Puma"],
+                    themes=["athlete performance"],
+                ),
+            ),
+            False,
+        ),
+    )
+    talent = acting(celebrity.tenant_id, TenantKind.TALENT, Role.TALENT_OWNER)
+    for brand_slug, request, approve in requests:
+        brand_tenant = await session.scalar(select(Tenant.id).where(Tenant.slug == brand_slug))
+        if brand_tenant is None:
+            continue
+        campaign = await campaigns.request(
+            session, acting(brand_tenant, TenantKind.BRAND, Role.BRAND_MANAGER), request
+        )
+        if approve:
+            campaign = await campaigns.approve(session, talent, campaign.id, note="¡Vamos!")
+            report.campaigns.append(f"/andres-cantor/c/{campaign.slug}")
+        report.created.append(f"campaign {request.campaign_name}")

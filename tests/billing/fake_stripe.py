@@ -31,6 +31,7 @@ class Call:
 class FakeStripe:
     calls: list[Call] = field(default_factory=list)
     charge_fees: dict[str, int] = field(default_factory=dict)
+    invoice_charges: dict[str, str] = field(default_factory=dict)
     replies: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     server: ThreadingHTTPServer | None = None
 
@@ -86,6 +87,15 @@ class FakeStripe:
                 "id": charge_id,
                 "object": "charge",
                 "balance_transaction": {"id": new("txn"), "object": "balance_transaction", "fee": fee},
+            }
+        if method == "GET" and path.startswith("/v1/invoices/"):
+            invoice_id = path.rsplit("/", 1)[1]
+            charge = self.invoice_charges.get(invoice_id)
+            payments = [{"payment": {"type": "charge", "charge": charge}}] if charge else []
+            return 200, {
+                "id": invoice_id,
+                "object": "invoice",
+                "payments": {"object": "list", "data": payments},
             }
         if method == "GET" and path.startswith("/v1/payment_intents/"):
             return 200, {

@@ -291,3 +291,117 @@ class TestTenantIsolation:
 async def test_other_talent_fixture_is_distinct(db: Database, unique: str) -> None:
     a, b = await make_talent(db, unique), await make_talent(db, f"{unique}x")
     assert a.tenant.id != b.tenant.id
+
+
+class TestCampaignClicks:
+    async def test_a_fan_click_through_on_a_campaign_deployment_is_counted(
+        self, client: httpx.AsyncClient, db: Database, talent: Talent, unique: str
+    ) -> None:
+        from sqlalchemy import text
+
+        from tests.factories import ADMIN
+
+        brand_tenant, brand = await make_brand(db, unique)
+        deployment = await make_deployment(db, talent.tenant.id, talent.celebrity_id, type="BRAND_CAMPAIGN")
+        campaign = await make_campaign(
+            db,
+            talent.tenant.id,
+            talent.celebrity_id,
+            brand_tenant_id=brand_tenant.id,
+            brand_id=brand,
+            starts_at=datetime(2026, 1, 1, tzinfo=UTC),
+            ends_at=None,
+            fee_cents=0,
+            cpc_cents=40,
+        )
+        async with db.transaction(ADMIN) as s:
+            await s.execute(
+                text("UPDATE brand_campaigns SET deployment_id = :d WHERE id = :c"),
+                {"d": deployment, "c": campaign},
+            )
+        fan = await _fan_token(client, deployment)
+        clicked = await client.post(
+            "/api/v1/fan/campaign-clicks", headers=fan, json={"target": "https://brand.test/promo"}
+        )
+        assert clicked.status_code == 201, clicked.text
+        portal = await make_deployment(db, talent.tenant.id, talent.celebrity_id)
+        elsewhere = await client.post(
+            "/api/v1/fan/campaign-clicks", headers=await _fan_token(client, portal), json={}
+        )
+        assert elsewhere.status_code == 422
+        assert elsewhere.json()["error"]["code"] == "not_a_campaign"
+        async with db.transaction(ADMIN) as s:
+            count = (
+                await s.execute(
+                    text("SELECT count(*) FROM campaign_clicks WHERE campaign_id = :c"), {"c": campaign}
+                )
+            ).scalar_one()
+        assert count == 1
+
+
+class TestTalentSubscriptionOperations:
+    async def test_a_failed_renewal_goes_past_due_and_a_late_payment_renews(
+        self, client: httpx.AsyncClient, talent: Talent
+    ) -> None:
+        await create_tier(client, talent, "PREMIUM", 1_000, None)
+        started = datetime.now(UTC).replace(microsecond=0).isoformat()
+        imported = await client.post(
+            f"/api/v1/celebrities/{talent.celebrity_id}/subscriptions/import",
+            headers=talent.headers,
+            json={"items": [{"subscriber": "member-1", "tier_code": "PREMIUM", "started_at": started}]},
+        )
+        assert imported.json() == {"created": 1, "skipped": 0}
+        [subscription] = (
+            await client.get(
+                f"/api/v1/celebrities/{talent.celebrity_id}/subscriptions", headers=talent.headers
+            )
+        ).json()["items"]
+        failed = await client.post(
+            f"/api/v1/subscriptions/{subscription['id']}/payment-failed", headers=talent.headers
+        )
+        assert failed.json()["status"] == "PAST_DUE"
+        assert failed.json()["grace_until"] is not None
+        paid = await client.post(
+            f"/api/v1/subscriptions/{subscription['id']}/renewal-paid", headers=talent.headers
+        )
+        assert paid.json()["status"] == "ACTIVE"
+        assert paid.json()["current_period_start"] == subscription["current_period_end"]
+        cancelled = await client.post(
+            f"/api/v1/subscriptions/{subscription['id']}/cancel",
+            headers=talent.headers,
+            json={"at_period_end": False},
+        )
+        assert cancelled.json()["status"] == "CANCELED"
+        again = await client.post(
+            f"/api/v1/subscriptions/{subscription['id']}/cancel", headers=talent.headers, json={}
+        )
+        assert again.status_code == 409
+        rows = (
+            await client.get(
+                f"/api/v1/celebrities/{talent.celebrity_id}/revenue-transactions", headers=talent.headers
+            )
+        ).json()["items"]
+        assert sorted(r["gross_cents"] for r in rows) == [1_000, 1_000]
+
+    async def test_another_talent_cannot_touch_the_subscription(
+        self, client: httpx.AsyncClient, talent: Talent, other_talent: Talent
+    ) -> None:
+        await create_tier(client, talent, "PREMIUM", 1_000, None)
+        await client.post(
+            f"/api/v1/celebrities/{talent.celebrity_id}/subscriptions/import",
+            headers=talent.headers,
+            json={
+                "items": [
+                    {"subscriber": "member-2", "tier_code": "PREMIUM", "started_at": "2026-01-01T00:00:00Z"}
+                ]
+            },
+        )
+        [subscription] = (
+            await client.get(
+                f"/api/v1/celebrities/{talent.celebrity_id}/subscriptions", headers=talent.headers
+            )
+        ).json()["items"]
+        response = await client.post(
+            f"/api/v1/subscriptions/{subscription['id']}/cancel", headers=other_talent.headers, json={}
+        )
+        assert response.status_code == 404

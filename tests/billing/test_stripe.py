@@ -185,6 +185,13 @@ class TestWebhooks:
         assert first.json() == {"status": "applied"}
         again = await send(http, paid)
         assert again.json() == {"status": "duplicate"}
+        applied = await _count(
+            db,
+            "SELECT count(*) FROM platform_events"
+            " WHERE event_type = 'PAYMENT_EVENT_APPLIED' AND subject_id = :e",
+            e=paid["id"],
+        )
+        assert applied == 1
         rows = (
             await http.get(
                 f"/api/v1/celebrities/{sub.talent.celebrity_id}/revenue-transactions",
@@ -331,6 +338,26 @@ class TestWebhooks:
         call = fake.calls_to("POST", "/v1/refunds")[-1]
         assert (call.form["charge"], call.form["amount"]) == (charge, "400")
         assert call.idempotency_key == f"refund-{row['id']}-400"
+
+    async def test_an_invoice_without_inline_payments_is_asked_for_its_charge(
+        self, http: httpx.AsyncClient, subscribed: Any, fake: FakeStripe
+    ) -> None:
+        sub, _ = subscribed
+        charge = f"ch_{uuid.uuid4().hex[:10]}"
+        fake.charge_fees[charge] = 61
+        invoice = sub.invoice(charge)
+        del invoice["payments"]
+        fake.invoice_charges[invoice["id"]] = charge
+        assert (await send(http, event("invoice.paid", invoice))).json() == {"status": "applied"}
+        [call] = fake.calls_to("GET", f"/v1/invoices/{invoice['id']}")
+        assert call.form == {"expand[0]": "payments"}
+        [row] = (
+            await http.get(
+                f"/api/v1/celebrities/{sub.talent.celebrity_id}/revenue-transactions",
+                headers=sub.talent.headers,
+            )
+        ).json()["items"]
+        assert (row["fee_cents"], row["net_cents"]) == (61, 939)
 
 
 class TestConnectPayouts:

@@ -24,6 +24,12 @@ class TestRequestAndDecision:
     ) -> None:
         coca = await make_brand(db, "Coca-Cola")
         slug = await slug_of(db, talent)
+        # The campaign page takes the look of the talent's portal.
+        await client.patch(
+            f"/api/v1/deployments/{talent.portal}",
+            json={"config": {"theme": {"primaryColor": "#aa0000"}}},
+            headers=talent.headers,
+        )
         requested = await request_campaign(client, coca, slug)
         assert requested["status"] == "REQUESTED"
         assert requested["deployment_id"] is None
@@ -38,6 +44,7 @@ class TestRequestAndDecision:
         ).json()
         assert deployment["type"] == "BRAND_CAMPAIGN"
         assert deployment["config"]["competitors"] == ["Pepsi"]
+        assert deployment["config"]["theme"] == {"primaryColor": "#aa0000"}
         assert deployment["public_url"].endswith(f"/{slug}/c/coca-cola-world-cup")
         # The brand follows its request and reads the talent's note.
         mine = (await client.get(f"/api/v1/brand/campaigns/{requested['id']}", headers=coca.headers)).json()

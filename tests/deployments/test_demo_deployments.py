@@ -47,3 +47,22 @@ class TestDemoDeployments:
             )
             assert session.status_code == 201, session.text
         assert "Widget keys" in report.describe("http://127.0.0.1:8000")
+
+    async def test_andres_has_a_live_coca_cola_campaign_and_a_pending_nike_request(
+        self, db: Database, test_settings: Settings, client: httpx.AsyncClient
+    ) -> None:
+        await demo.load(test_settings, db=db)
+        async with db.transaction(ADMIN) as s:
+            rows = (
+                await s.execute(
+                    text(
+                        "SELECT b.brand_name, b.status::text, b.slug FROM brand_campaigns b"
+                        " JOIN celebrities c ON c.tenant_id = b.tenant_id AND c.id = b.celebrity_id"
+                        " WHERE c.slug = 'andres-cantor' ORDER BY b.brand_name"
+                    )
+                )
+            ).all()
+        assert [(r.brand_name, r.status) for r in rows] == [("Coca-Cola", "APPROVED"), ("Nike", "REQUESTED")]
+        page = await client.get(f"/andres-cantor/c/{rows[0].slug}")
+        assert page.status_code == 200
+        assert "Paid partnership with Coca-Cola" in page.text

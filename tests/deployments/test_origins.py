@@ -50,8 +50,8 @@ class TestFrameAncestors:
     def test_the_iframe_policy_lists_the_same_origins(self) -> None:
         rules = tuple(parse_rules(["https://shop.example.com", "*.fans.org", "http://localhost:8001"]))
         assert frame_ancestors(rules) == (
-            "frame-ancestors https://shop.example.com http://*.fans.org https://*.fans.org http://localhost:8001"
+            "frame-ancestors 'self' https://shop.example.com http://*.fans.org https://*.fans.org http://localhost:8001"
         )
 
-    def test_no_origins_means_no_site_may_frame_the_chat(self) -> None:
-        assert frame_ancestors(()) == "frame-ancestors 'none'"
+    def test_no_origins_means_only_the_platform_may_frame_the_chat(self) -> None:
+        assert frame_ancestors(()) == "frame-ancestors 'self'"

@@ -220,3 +220,47 @@ class TestWhiteLabel:
         deployment_ids = [line for line in page.split() if line.startswith("data-deployment=")]
         mine_page = (await client.get("/", headers={"Host": mine})).text
         assert deployment_ids != [line for line in mine_page.split() if line.startswith("data-deployment=")]
+
+
+class TestTlsAsk:
+    async def test_the_proxy_gets_a_certificate_only_for_verified_domains(
+        self, client: httpx.AsyncClient, db: Database, talent: ChatTwin
+    ) -> None:
+        site = TestWhiteLabel()
+        verified = await site._site(client, db, talent, verified=True)
+        pending = await site._site(client, db, talent, verified=False)
+        assert (await client.get("/internal/tls/ask", params={"domain": verified})).status_code == 200
+        assert (await client.get("/internal/tls/ask", params={"domain": pending})).status_code == 404
+        assert (
+            await client.get("/internal/tls/ask", params={"domain": "nobody.example.net"})
+        ).status_code == 404
+
+
+class TestProbes:
+    async def test_health_probes_answer_on_any_host(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/healthz", headers={"Host": "10.0.0.5:8000"})
+        assert response.status_code == 200
+
+
+class TestCampaignConversions:
+    async def test_a_subscribe_click_on_a_campaign_page_counts_for_the_campaign(
+        self, client: httpx.AsyncClient, db: Database, talent: ChatTwin
+    ) -> None:
+        await add_tiers(db, talent)
+        made = await create(
+            client,
+            talent,
+            type="BRAND_CAMPAIGN",
+            name="Cola",
+            slug="cola-cup",
+            config={"brandName": "Coca-Cola"},
+        )
+        page = await client.get(f"/{await slug_of(db, talent)}/c/cola-cup")
+        assert 'action="/' in page.text
+        assert "/c/cola-cup/subscribe" in page.text
+        clicked = await client.post(
+            f"/{await slug_of(db, talent)}/c/cola-cup/subscribe", data={"tier": "VIP"}
+        )
+        assert clicked.status_code == 303
+        stats = (await client.get(f"/api/v1/deployments/{made['id']}/stats", headers=talent.headers)).json()
+        assert stats["conversions_by_kind"] == {"SUBSCRIBE_CLICK": 1}

@@ -136,3 +136,15 @@ class TestInvalidation:
             refreshed = await resolver.by_slug(s, found)
         assert refreshed is not None
         assert refreshed.celebrity_bio == "new bio"
+
+    async def test_a_tier_change_drops_the_cached_tiers(self, db: Database, talent: ChatTwin) -> None:
+        resolver.cache.put_tiers(talent.celebrity_id, ())
+        async with db.transaction(RlsContext(tenant_id=talent.tenant.id)) as s:
+            await s.execute(
+                text(
+                    "INSERT INTO pricing_tiers (tenant_id, id, celebrity_id, code, name, monthly_price_cents)"
+                    " VALUES (:t, gen_random_uuid(), :c, 'VIP', 'VIP', 999)"
+                ),
+                {"t": talent.tenant.id, "c": talent.celebrity_id},
+            )
+        await eventually(lambda: resolver.cache.tiers(talent.celebrity_id) is None)

@@ -27,6 +27,10 @@ async def session(
     return await client.post("/api/v1/widget/sessions", json={"deployment_key": key, **body}, headers=headers)
 
 
+def flip_last(signature: str) -> str:
+    return signature[:-1] + ("1" if signature[-1] == "0" else "0")
+
+
 def sign(secret: str, user_id: str) -> str:
     return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
 
@@ -184,7 +188,7 @@ class TestIdentityVerification:
         "tamper",
         [
             lambda s: {"user_id": "user-43", "user_signature": sign(s, "user-42")},
-            lambda s: {"user_id": "user-42", "user_signature": sign(s, "user-42")[:-1] + "0"},
+            lambda s: {"user_id": "user-42", "user_signature": flip_last(sign(s, "user-42"))},
             lambda s: {"user_id": "user-42", "user_signature": sign("vtid_other", "user-42")},
             lambda s: {"user_id": "user-42"},
         ],
@@ -228,7 +232,7 @@ class TestFrame:
         response = await client.get(f"/widget/frame/{created['widget_key']}")
         assert response.status_code == 200
         assert response.headers["content-security-policy"] == (
-            "frame-ancestors https://andrescantor.example.com http://*.fans.example.org https://*.fans.example.org"
+            "frame-ancestors 'self' https://andrescantor.example.com http://*.fans.example.org https://*.fans.example.org"
         )
         assert "x-frame-options" not in response.headers
         assert "data-vt-chat" in response.text

@@ -117,7 +117,7 @@ class TestSchemasCommand:
         assert "no version 42" in output
 
     def test_backfill_of_an_unknown_schema_fails_plainly(self, cli_env: dict[str, str]) -> None:
-        code, output = run(cli_env, "schemas", "backfill", "deployment_config")
+        code, output = run(cli_env, "schemas", "backfill", "fan_profile")
         assert code == 1
         assert "twin_config" in output
 

@@ -408,5 +408,5 @@ class TestVersionTwoRollout:
 
     async def test_only_twin_config_can_be_backfilled(self, private_db: Database) -> None:
         with pytest.raises(InvalidInput) as caught:
-            await schema_registry.backfill(private_db.owner_engine, "deployment_config")
+            await schema_registry.backfill(private_db.owner_engine, "fan_profile")
         assert caught.value.field == "name"

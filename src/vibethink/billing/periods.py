@@ -25,8 +25,9 @@ from vibethink.deployments.models import Deployment, DeploymentStatus, Deploymen
 
 BILLABLE_CAMPAIGNS = (CampaignStatus.APPROVED, CampaignStatus.ACTIVE, CampaignStatus.COMPLETED)
 IMPRESSIONS_SQL = text(
+    # An impression is a reply the fan saw: answered, or answered after an output rewrite.
     "SELECT count(*) FROM interaction_events WHERE tenant_id = :tenant AND campaign_id = :campaign"
-    " AND occurred_at < :end"
+    " AND occurred_at < :end AND outcome IN ('answered', 'rewritten')"
 )
 CLICKS_SQL = text(
     "SELECT count(*) FROM campaign_clicks WHERE tenant_id = :tenant AND campaign_id = :campaign"
@@ -68,6 +69,7 @@ async def renew_due(
     ends those cancelled at period end, and expires past-due ones whose grace ran out."""
     renewed = expired = 0
     shares_cache: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
+    per_tenant: dict[uuid.UUID, list[int]] = {}
     while True:
         query = (
             select(FanSubscription)
@@ -95,6 +97,7 @@ async def renew_due(
                 subscription.ended_at = end
                 expired += 1
                 progressed += 1
+                per_tenant.setdefault(subscription.tenant_id, [0, 0])[1] += 1
             elif subscription.provider == "ledger" and subscription.status is SubscriptionStatus.ACTIVE:
                 key = (subscription.tenant_id, subscription.celebrity_id)
                 if key not in shares_cache:
@@ -119,11 +122,23 @@ async def renew_due(
                 subscription.current_period_end = add_month(end)
                 renewed += 1
                 progressed += 1
+                per_tenant.setdefault(subscription.tenant_id, [0, 0])[0] += 1
             quotas.forget_fan(subscription.tenant_id, subscription.celebrity_id, subscription.fan_key)
         await session.flush()
         await ledger.write(session, postings)
         if not due or not progressed:
             break
+    for tenant, (count_renewed, count_expired) in per_tenant.items():
+        # One event per tenant and run, not one per subscription: a month close renews thousands.
+        await outbox.emit(
+            session,
+            "SUBSCRIPTIONS_RENEWED",
+            tenant_id=tenant,
+            actor_role="SYSTEM",
+            subject_type="tenant",
+            subject_id=tenant,
+            payload={"renewed": count_renewed, "expired": count_expired, "until": until.isoformat()},
+        )
     return renewed, expired
 
 
@@ -304,4 +319,18 @@ async def post_deployment_fees(
                     description=f"{label} {_month_key(month)} — {deployment.name}",
                 )
             )
-    return len(await ledger.write(session, postings))
+    written = set(await ledger.write(session, postings))
+    for tenant in {p.tenant_id for p in postings if p.id in written}:
+        await outbox.emit(
+            session,
+            "DEPLOYMENT_FEES_POSTED",
+            tenant_id=tenant,
+            actor_role="SYSTEM",
+            subject_type="tenant",
+            subject_id=tenant,
+            payload={
+                "month": _month_key(month),
+                "postings": [str(p.id) for p in postings if p.id in written and p.tenant_id == tenant],
+            },
+        )
+    return len(written)

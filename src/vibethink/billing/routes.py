@@ -16,6 +16,8 @@ from vibethink.billing.providers.stripe_gateway import StripeProvider
 from vibethink.billing.schemas import (
     AmountsRead,
     BrandCostRead,
+    CampaignClickCreate,
+    CancelSubscription,
     CloseMonth,
     CloseResult,
     FanSubscribe,
@@ -159,6 +161,47 @@ async def import_subscriptions(
     """Records subscriptions paid outside the platform (ledger provider), each with its first payment."""
     created, skipped = await service.import_subscriptions(session, principal, celebrity_id, body)
     return ImportResult(created=created, skipped=skipped)
+
+
+async def _talent_subscription(
+    session: DbSession, principal: Principal, subscription_id: uuid.UUID
+) -> FanSubscription:
+    return await service.get_subscription(session, principal.tenant_id, subscription_id, for_update=True)
+
+
+@router.post("/subscriptions/{subscription_id}/cancel")
+async def cancel_subscription(
+    subscription_id: uuid.UUID, body: CancelSubscription, principal: BillingWriter, session: DbSession
+) -> SubscriptionRead:
+    """Cancels a fan's subscription at the end of its paid period (or now)."""
+    found = await _talent_subscription(session, principal, subscription_id)
+    await service.cancel(session, found, at_period_end=body.at_period_end, now=_now(), principal=principal)
+    return SubscriptionRead.model_validate(found)
+
+
+@router.post("/subscriptions/{subscription_id}/payment-failed")
+async def subscription_payment_failed(
+    subscription_id: uuid.UUID, principal: BillingWriter, session: DbSession, request: Request
+) -> SubscriptionRead:
+    """Records that a ledger renewal was not paid: PAST_DUE, the tier kept through the grace period."""
+    found = await _talent_subscription(session, principal, subscription_id)
+    if found.provider != "ledger":
+        raise InvalidInput("Stripe reports failed payments itself.")
+    grace = settings_of(request).subscription_grace_days
+    await service.payment_failed(session, found, now=_now(), grace_days=grace)
+    return SubscriptionRead.model_validate(found)
+
+
+@router.post("/subscriptions/{subscription_id}/renewal-paid")
+async def subscription_renewal_paid(
+    subscription_id: uuid.UUID, principal: BillingWriter, session: DbSession
+) -> SubscriptionRead:
+    """Records a ledger renewal the fan paid (late, during grace): the next period starts, once."""
+    found = await _talent_subscription(session, principal, subscription_id)
+    if found.provider != "ledger":
+        raise InvalidInput("Stripe reports payments itself.")
+    await service.record_renewal(session, found, occurred_at=_now())
+    return SubscriptionRead.model_validate(found)
 
 
 # Purchases and the ledger
@@ -585,6 +628,20 @@ async def fan_resume(
         await provider_for(settings_of(request)).set_cancel_at_period_end(subscription, False)
     await service.resume(session, subscription)
     return SubscriptionRead.model_validate(subscription)
+
+
+@fan_router.post("/fan/campaign-clicks", status_code=201)
+async def fan_campaign_click(
+    body: CampaignClickCreate, fan: CurrentFan, session: DbSession
+) -> dict[str, str]:
+    """Counts the fan's click-through on the campaign's call to action (what CPC bills)."""
+    tenant_id, _ = await _fan_twin(session, fan)
+    if fan.deployment_id is None:  # pragma: no cover - _fan_twin refuses tokens without one
+        raise NotFound("This twin is not available.")
+    click_id = await service.record_click(
+        session, tenant_id=tenant_id, deployment_id=fan.deployment_id, fan_key=fan.fan_key, target=body.target
+    )
+    return {"id": str(click_id)}
 
 
 # Stripe webhooks (signed by Stripe; no API key)

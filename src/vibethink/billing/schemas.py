@@ -33,6 +33,14 @@ class Entitlements(BaseModel):
     premium_content: bool = False
     voice_minutes: int = Field(default=0, ge=0, le=1_000_000)
     video_minutes: int = Field(default=0, ge=0, le=1_000_000)
+    perks: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=20, description="What the portal lists for the tier."
+    )
+
+
+class EntitlementsRead(Entitlements):
+    # Stored entitlements may carry keys a newer version added: reads never fail on them.
+    model_config = ConfigDict(extra="ignore")
 
 
 class TierCreate(BaseModel):
@@ -65,7 +73,7 @@ class TierRead(BaseModel):
     name: str
     monthly_price_cents: int
     currency: str
-    entitlements: Entitlements
+    entitlements: EntitlementsRead
     sort_order: int
     is_active: bool
 
@@ -138,6 +146,12 @@ class SubscribeResult(BaseModel):
     checkout_url: str | None = Field(default=None, description="Where the fan pays (Stripe); null when paid.")
 
 
+class CancelSubscription(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    at_period_end: bool = True
+
+
 class TierChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -199,6 +213,12 @@ class Refund(BaseModel):
 
     amount_cents: Annotated[int, Field(gt=0, le=10**12)] | None = None
     reason: str = Field(default="", max_length=300)
+
+
+class CampaignClickCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    target: str = Field(default="", max_length=2000, description="Where the call to action led.")
 
 
 class RefundResult(BaseModel):

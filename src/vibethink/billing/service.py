@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vibethink.billing import ledger, quotas
 from vibethink.billing.models import (
     LIVE_SUBSCRIPTION_STATUSES,
+    CampaignClick,
     FanSubscription,
     FeeSchedule,
     PricingTier,
@@ -34,6 +35,7 @@ from vibethink.billing.schemas import (
     TierCreate,
     TierUpdate,
 )
+from vibethink.campaigns.models import BrandCampaign, CampaignStatus
 from vibethink.core import outbox
 from vibethink.core.errors import AlreadyExists, Conflict, InvalidInput, InvalidTransition, NotFound
 from vibethink.core.models import new_id
@@ -801,3 +803,32 @@ async def refund(
                 purchase.status = PurchaseStatus.REFUNDED
                 await session.flush()
     return await ledger.get(session, principal.tenant_id, posting.id)
+
+
+# Campaign click-throughs
+
+
+class NotACampaign(InvalidInput):
+    code = "not_a_campaign"
+    default_message = "Click-throughs are counted only on brand campaign deployments."
+
+
+async def record_click(
+    session: AsyncSession, *, tenant_id: uuid.UUID, deployment_id: uuid.UUID, fan_key: str, target: str
+) -> uuid.UUID:
+    """A fan's click-through on the campaign running at `deployment_id` (CPC billing counts these)."""
+    campaign = await session.scalar(
+        select(BrandCampaign.id).where(
+            BrandCampaign.tenant_id == tenant_id,
+            BrandCampaign.deployment_id == deployment_id,
+            BrandCampaign.status.in_((CampaignStatus.APPROVED, CampaignStatus.ACTIVE)),
+        )
+    )
+    if campaign is None:
+        raise NotACampaign()
+    click = CampaignClick(
+        tenant_id=tenant_id, id=new_id(), campaign_id=campaign, fan_key=fan_key, target=target
+    )
+    session.add(click)
+    await session.flush()
+    return click.id

@@ -14,26 +14,35 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibethink.core.money import format_minor
 
+# Grouped on the raw columns (enum, uuid, boolean: binary sorts) and labelled in Python: grouping on
+# computed text labels made PostgreSQL sort every posting with collation-aware comparisons (5× slower).
 STATEMENT_SQL = text(
     """
-    SELECT r.type::text AS type, r.currency,
-           CASE WHEN r.brand_campaign_id IS NOT NULL THEN 'campaign'
-                WHEN r.subscription_id IS NOT NULL THEN 'subscriptions'
-                WHEN r.purchase_id IS NOT NULL THEN 'purchases'
-                WHEN r.deployment_id IS NOT NULL THEN 'deployment'
-                ELSE 'other' END AS source_kind,
-           CASE WHEN r.brand_campaign_id IS NOT NULL THEN r.brand_campaign_id
-                WHEN r.subscription_id IS NULL AND r.purchase_id IS NULL
-                THEN r.deployment_id END AS source_id,
+    SELECT r.type, r.currency COLLATE "C" AS currency, r.brand_campaign_id,
+           r.subscription_id IS NOT NULL AS is_subscription, r.purchase_id IS NOT NULL AS is_purchase,
+           r.deployment_id,
            count(*) AS count, sum(r.gross_cents) AS gross, sum(r.fee_cents) AS fee, sum(r.net_cents) AS net,
            sum(r.celebrity_share_cents) AS celebrity, sum(r.platform_share_cents) AS platform
       FROM revenue_transactions r
      WHERE r.tenant_id = :tenant AND r.celebrity_id = :celebrity
        AND r.occurred_at >= :start AND r.occurred_at < :end
-     GROUP BY 1, 2, 3, 4
-     ORDER BY 3, 1, 4
+     GROUP BY 1, 2, 3, 4, 5, 6
     """
 )
+
+
+def _source(row: Any) -> tuple[str, uuid.UUID | None]:
+    if row.brand_campaign_id is not None:
+        return "campaign", row.brand_campaign_id
+    if row.is_subscription:
+        return "subscriptions", None
+    if row.is_purchase:
+        return "purchases", None
+    if row.deployment_id is not None:
+        return "deployment", row.deployment_id
+    return "other", None
+
+
 NAMES_SQL = text(
     "SELECT id, campaign_name AS name FROM brand_campaigns WHERE tenant_id = :tenant AND id = ANY(:ids)"
     " UNION ALL SELECT id, name FROM deployments WHERE tenant_id = :tenant AND id = ANY(:ids)"
@@ -170,21 +179,26 @@ async def statement(
             STATEMENT_SQL, {"tenant": tenant_id, "celebrity": celebrity_id, "start": start, "end": end}
         )
     ).all()
-    ids = sorted({r.source_id for r in rows if r.source_id is not None})
+    grouped: dict[tuple[str, str, str, uuid.UUID | None], Amounts] = {}
+    for row in rows:
+        kind, source_id = _source(row)
+        key = (str(getattr(row.type, "value", row.type)), row.currency, kind, source_id)
+        grouped.setdefault(key, Amounts()).add(_amounts(row))
+    ids = sorted({key[3] for key in grouped if key[3] is not None})
     names: dict[uuid.UUID, str] = {}
     if ids:
         names = {r.id: r.name for r in await session.execute(NAMES_SQL, {"tenant": tenant_id, "ids": ids})}
     result = Statement(tenant_id=tenant_id, celebrity_id=celebrity_id, month=month_start(month))
-    for row in rows:
-        amounts = _amounts(row)
-        name = names.get(row.source_id, "") if row.source_id else ""
-        label = SOURCE_LABELS[row.source_kind] + (f": {name}" if name else "")
-        result.lines.append(
-            StatementLine(row.type, row.currency, row.source_kind, row.source_id, label, amounts)
-        )
-        result.totals.setdefault(row.currency, Amounts()).add(amounts)
-        result.by_type.setdefault((row.type, row.currency), Amounts()).add(amounts)
-        result.by_source.setdefault((label, row.currency), Amounts()).add(amounts)
+    order = list(SOURCE_LABELS)
+    for (kind_type, currency, kind, source_id), amounts in sorted(
+        grouped.items(), key=lambda item: (order.index(item[0][2]), item[0][0], str(item[0][3] or ""))
+    ):
+        name = names.get(source_id, "") if source_id else ""
+        label = SOURCE_LABELS[kind] + (f": {name}" if name else "")
+        result.lines.append(StatementLine(kind_type, currency, kind, source_id, label, amounts))
+        result.totals.setdefault(currency, Amounts()).add(amounts)
+        result.by_type.setdefault((kind_type, currency), Amounts()).add(amounts)
+        result.by_source.setdefault((label, currency), Amounts()).add(amounts)
     return result
 
 

@@ -32,6 +32,7 @@ from vibethink.billing.models import (
     TransactionType,
 )
 from vibethink.billing.providers.stripe_gateway import StripeProvider
+from vibethink.core import outbox
 from vibethink.core.database import RlsContext, apply_context
 from vibethink.core.errors import InvalidInput, ServiceUnavailable
 
@@ -162,6 +163,15 @@ async def handle(session: AsyncSession, provider: StripeProvider, event: dict[st
     if handler is None:
         return "ignored"
     await handler(session, provider, tenant_id, obj, created)
+    await outbox.emit(
+        session,
+        "PAYMENT_EVENT_APPLIED",
+        tenant_id=tenant_id,
+        actor_role="PAYMENT_PROVIDER",
+        subject_type="payment_event",
+        subject_id=str(event["id"]),
+        payload={"provider": PROVIDER, "type": kind, "object": str(obj.get("id", ""))[:200]},
+    )
     return "applied"
 
 
@@ -254,6 +264,9 @@ async def _invoice_paid(
     found.external_customer_id = found.external_customer_id or obj.get("customer")
     amount = int(obj.get("amount_paid", 0))
     charge = _invoice_charge(obj)
+    if charge is None and amount > 0 and obj.get("id"):
+        # Recent API versions list an invoice's payments only when asked: ask, to name the charge.
+        charge = _invoice_charge(await provider.invoice_with_payments(str(obj["id"])))
     fee = await provider.charge_fee(charge) if charge else 0
     lines = (obj.get("lines") or {}).get("data") or [{}]
     period = lines[-1].get("period") or {}

@@ -289,6 +289,22 @@ async def check_conflicts(session: AsyncSession, principal: Principal, campaign:
             )
 
 
+async def _portal_look(session: AsyncSession, campaign: BrandCampaign) -> dict[str, Any]:
+    """The talent's portal theme and branding, so the campaign page looks like the talent's own."""
+    config = await session.scalar(
+        select(Deployment.config)
+        .where(
+            Deployment.tenant_id == campaign.tenant_id,
+            Deployment.celebrity_id == campaign.celebrity_id,
+            Deployment.type == DeploymentType.VIBETHINK_PORTAL,
+        )
+        .order_by(Deployment.created_at)
+        .limit(1)
+    )
+    found = config or {}
+    return {key: found[key] for key in ("theme", "branding") if isinstance(found.get(key), dict)}
+
+
 async def _free_slug(session: AsyncSession, campaign: BrandCampaign) -> str:
     base = campaign.slug or slugify(campaign.campaign_name)
     taken = set(
@@ -327,7 +343,7 @@ async def approve(
         campaign.celebrity_id,
         type=DeploymentType.BRAND_CAMPAIGN,
         name=f"{campaign.brand_name} · {campaign.campaign_name}",
-        config=deployment_config(campaign),
+        config={**await _portal_look(session, campaign), **deployment_config(campaign)},
         starts_at=campaign.starts_at,
         ends_at=campaign.ends_at,
         slug=await _free_slug(session, campaign),

@@ -21,6 +21,7 @@ CORS_PATHS: Final = ("/api/v1/widget/", "/api/v1/chat/")
 CORS_METHODS: Final = "GET, POST, DELETE"
 CORS_HEADERS: Final = "Content-Type, Accept, X-Fan-Token, Authorization"
 WHITE_LABEL_ROOT: Final = "/_site"
+OPS_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 # What a white-label domain serves: its portal, its assets and the fan chat API; nothing else.
 WHITE_LABEL_PATHS: Final = ("/static/", "/api/v1/chat/", "/api/v1/widget/")
 PLAIN_404: Final = (
@@ -59,7 +60,8 @@ class HostRouting:
             return
         raw = (_header(scope, b"host") or "").lower()
         host = raw[1:].split("]")[0] if raw.startswith("[") else raw.split(":")[0]
-        if host in self.hosts or raw in self.hosts:
+        # Probes come by address (a load balancer's health check names no platform host).
+        if host in self.hosts or raw in self.hosts or scope["path"] in OPS_PATHS:
             await self.app(scope, receive, send)
             return
         deployment = await self._resolve(scope, host)

@@ -113,6 +113,7 @@ def allows(rules: tuple[OriginRule, ...], origin: Origin | None) -> bool:
 
 
 def frame_ancestors(rules: tuple[OriginRule, ...]) -> str:
-    """The CSP directive for an iframe that only these origins may embed ('none' without rules)."""
+    """The CSP directive for an iframe that only these origins (and the platform's own pages, for
+    the studio's preview) may embed."""
     sources = [source for rule in rules for source in rule.csp_sources()]
-    return "frame-ancestors " + (" ".join(sources) if sources else "'none'")
+    return " ".join(["frame-ancestors", "'self'", *sources])

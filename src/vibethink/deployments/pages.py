@@ -181,7 +181,14 @@ def _price(cents: int, currency: str) -> str:
     return f"{symbol}{amount}" if symbol else f"{amount} {currency.upper()}"
 
 
-async def _tiers(session: AsyncSession, deployment: ResolvedDeployment) -> list[PricingTier]:
+async def _tiers(
+    session: AsyncSession, deployment: ResolvedDeployment, fan: Fan
+) -> tuple[resolver.Tier, ...]:
+    """The twin's active tiers, cached per process (a trigger announces every change)."""
+    cached = resolver.cache.tiers(deployment.celebrity_id)
+    if cached is not None:
+        return cached
+    await apply_context(session, chat_service.fan_rls(fan, deployment.tenant_id))
     query = (
         select(PricingTier)
         .where(
@@ -191,10 +198,22 @@ async def _tiers(session: AsyncSession, deployment: ResolvedDeployment) -> list[
         )
         .order_by(PricingTier.sort_order, PricingTier.monthly_price_cents)
     )
-    return list((await session.scalars(query)).all())
+    found = tuple(
+        resolver.Tier(
+            code=t.code,
+            name=t.name,
+            monthly_price_cents=t.monthly_price_cents,
+            currency=t.currency,
+            perks=tuple(str(p) for p in (t.entitlements.get("perks") or []) if isinstance(p, str))[:8],
+            entitlements=dict(t.entitlements),
+        )
+        for t in (await session.scalars(query)).all()
+    )
+    resolver.cache.put_tiers(deployment.celebrity_id, found)
+    return found
 
 
-def gate(items: list[Any], tiers: list[PricingTier], fan_tier: str) -> list[ContentView]:
+def gate(items: list[Any], tiers: tuple[resolver.Tier, ...], fan_tier: str) -> list[ContentView]:
     """Premium content as this fan may see it: the body only at or above the item's tier."""
     # Every fan holds FREE; paid tiers rank by their order on the page.
     rank = {FREE_TIER: 0, **{t.code.upper(): i + 1 for i, t in enumerate(tiers)}}
@@ -263,9 +282,11 @@ async def render_twin_page(
     if not deployment.is_live(datetime.now(UTC)):
         raise TwinUnavailable()
     fan, token, fresh = await _fan(request, session, settings, deployment)
-    await apply_context(session, chat_service.fan_rls(fan, deployment.tenant_id))
-    tiers = await _tiers(session, deployment)
+    tiers = await _tiers(session, deployment, fan)
     twin = await chat_service.deployed_twin(session, deployment.id, tenant_id=deployment.tenant_id)
+    if fan.user_id is not None:
+        # A signed-in fan may hold a subscription: the tier lookup reads the talent's rows.
+        await apply_context(session, chat_service.fan_rls(fan, deployment.tenant_id))
     fan_tier = await chat_service.fan_tier(session, twin, fan)
     branding = deployment.section("branding")
     hide_marks = white_label or bool(branding.get("hidePlatformMarks"))
@@ -301,17 +322,14 @@ async def render_twin_page(
                 code=t.code,
                 name=t.name,
                 price=_price(t.monthly_price_cents, t.currency),
-                perks=[
-                    *unlocks(t.entitlements, deployment.language),
-                    *(str(p) for p in (t.entitlements.get("perks") or []) if isinstance(p, str)),
-                ][:8],
+                perks=[*unlocks(t.entitlements, deployment.language), *t.perks][:8],
                 is_current=t.code.upper() == fan_tier.upper(),
             )
             for t in tiers
         ],
         "fan_tier": fan_tier,
         "premium": gate(list(deployment.config.get("premiumContent") or []), tiers, fan_tier),
-        "subscribe_action": "/subscribe" if white_label else f"/{deployment.celebrity_slug}/subscribe",
+        "subscribe_action": _subscribe_action(deployment, white_label=white_label),
         "chosen_tier": request.query_params.get("tier"),
     }
     templates: Jinja2Templates = request.app.state.templates
@@ -329,6 +347,15 @@ async def render_twin_page(
             path="/",
         )
     return response
+
+
+def _subscribe_action(deployment: ResolvedDeployment, *, white_label: bool) -> str:
+    """Where the page's subscribe buttons post, so the conversion counts for this deployment."""
+    if white_label:
+        return "/subscribe"
+    if deployment.type is DeploymentType.BRAND_CAMPAIGN and deployment.slug:
+        return f"/{deployment.celebrity_slug}/c/{deployment.slug}/subscribe"
+    return f"/{deployment.celebrity_slug}/subscribe"
 
 
 def _slug(value: str) -> str:
@@ -377,6 +404,16 @@ async def widget_frame(widget_key: str, request: Request, session: DbSession) ->
     response.headers["Content-Security-Policy"] = origins.frame_ancestors(deployment.allowed_origins)
     response.headers["Cache-Control"] = NO_STORE
     return response
+
+
+@router.get("/internal/tls/ask")
+async def tls_ask(request: Request, session: DbSession, domain: str = "") -> Response:
+    """A reverse proxy's on-demand TLS check: 200 only for a verified, live white-label domain."""
+    name = domain.strip().lower().rstrip(".")
+    found = await resolver.by_host(session, name) if 0 < len(name) <= 253 else None
+    if found is None or not found.domain_verified or found.type is not DeploymentType.WHITE_LABEL:
+        return Response("unknown domain", status_code=404, media_type="text/plain")
+    return Response("ok", media_type="text/plain")
 
 
 @router.get("/_site", response_class=HTMLResponse)
@@ -441,3 +478,15 @@ async def campaign_page(slug: str, campaign: str, request: Request, session: DbS
 
 
 WIDGET_JS: Final = (STATIC_DIR / "widget.js").read_bytes() if (STATIC_DIR / "widget.js").exists() else b""
+
+
+@router.post("/{slug}/c/{campaign}/subscribe")
+async def campaign_subscribe(
+    slug: str, campaign: str, request: Request, session: DbSession, tier: str = Form("")
+) -> Response:
+    deployment = await resolver.by_campaign(session, _slug(slug), _slug(campaign))
+    if deployment is None:
+        raise NotFound("No such page.")
+    return await _subscribe(
+        request, session, deployment, tier, f"/{deployment.celebrity_slug}/c/{deployment.slug}"
+    )

@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
@@ -163,14 +163,39 @@ def _rules(values: list[str]) -> list[OriginRule]:
 Key = tuple[str, str, str]
 
 
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """A pricing tier as the public pages show it (read-only here; billing owns the table)."""
+
+    code: str
+    name: str
+    monthly_price_cents: int
+    currency: str
+    perks: tuple[str, ...]
+    entitlements: dict[str, Any] = field(default_factory=dict)  # what billing says the tier unlocks
+
+
 class ResolverCache:
-    """Resolutions by (kind, value, extra); misses are cached briefly so unknown hosts stay cheap."""
+    """Resolutions by (kind, value, extra); misses are cached briefly so unknown hosts stay cheap.
+    Also a celebrity's public tiers, dropped with the celebrity."""
 
     def __init__(self, ttl_seconds: float = TTL_SECONDS, miss_ttl_seconds: float = MISS_TTL_SECONDS) -> None:
         self.ttl_seconds = ttl_seconds
         self.miss_ttl_seconds = miss_ttl_seconds
         self._hits: dict[Key, tuple[float, ResolvedDeployment]] = {}
         self._misses: dict[Key, float] = {}
+        self._tiers: dict[uuid.UUID, tuple[float, tuple[Tier, ...]]] = {}
+
+    def tiers(self, celebrity_id: uuid.UUID) -> tuple[Tier, ...] | None:
+        found = self._tiers.get(celebrity_id)
+        if found is None or time.monotonic() - found[0] > self.ttl_seconds:
+            return None
+        return found[1]
+
+    def put_tiers(self, celebrity_id: uuid.UUID, tiers: tuple[Tier, ...]) -> None:
+        if len(self._tiers) >= MAX_ENTRIES:
+            self._tiers.clear()
+        self._tiers[celebrity_id] = (time.monotonic(), tiers)
 
     def get(self, key: Key) -> tuple[bool, ResolvedDeployment | None]:
         """(found in cache, resolution): (True, None) is a cached miss."""
@@ -205,11 +230,13 @@ class ResolverCache:
         self._drop(lambda v: v.id != deployment_id)
 
     def forget_celebrity(self, celebrity_id: uuid.UUID) -> None:
+        self._tiers.pop(celebrity_id, None)
         self._drop(lambda v: v.celebrity_id != celebrity_id)
 
     def clear(self) -> None:
         self._hits.clear()
         self._misses.clear()
+        self._tiers.clear()
 
 
 cache = ResolverCache()

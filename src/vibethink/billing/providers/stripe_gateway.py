@@ -178,6 +178,14 @@ class StripeProvider:
         )
         return str(transfer.id)
 
+    async def invoice_with_payments(self, invoice_id: str) -> dict[str, Any]:
+        """The invoice with its payments expanded (where the charge of a paid invoice is named)."""
+        invoice = await self._call(
+            self.client.v1.invoices.retrieve_async(invoice_id, params={"expand": ["payments"]})
+        )
+        found: dict[str, Any] = invoice.to_dict()
+        return found
+
     async def charge_fee(self, charge_id: str) -> int:
         """Stripe's processing fee for a charge, from its balance transaction."""
         charge = await self._call(
