@@ -26,7 +26,7 @@ from vibethink.chat.models import MessageStatus
 from vibethink.chat.tokens import Fan
 from vibethink.chat.twins import DeployedTwin
 from vibethink.core.database import Database, RlsContext
-from vibethink.core.errors import ConversationFull, EmbeddingUnavailable, FanBlocked, NotFound
+from vibethink.core.errors import ConversationFull, FanBlocked, NotFound
 from vibethink.core.settings import Settings
 from vibethink.talent import schema_registry
 from vibethink.twin import guardrails, prompt
@@ -165,13 +165,7 @@ async def _retrieval(
     cleaned = knowledge_search.clean_query(content)
     if not cleaned:
         return None, False
-    embedder = _embedder(settings)
-    embedding = None
-    if embedder is not None:
-        try:
-            embedding = (await embedder.embed([cleaned]))[0]
-        except EmbeddingUnavailable as exc:
-            log.warning("embedding the query failed, using full-text results only: %s", exc)
+    embedding = await knowledge_search.query_embedding(_embedder(settings), cleaned)
     common = knowledge_search.fresh_common_lexemes()
     if common is None:
         common = knowledge_search.remember_common_lexemes(
@@ -285,10 +279,9 @@ async def prepare(
     )
     if blocked_by is None:
         prepared.facts = memory.extract(content)
-        if hybrid:
-            prepared.passages = tuple(knowledge_search.fuse([state.lexical, state.semantic], k=PASSAGES))
-        else:
-            prepared.passages = tuple(state.lexical[:PASSAGES])
+        prepared.passages = tuple(
+            knowledge_search.ranked(state.lexical, state.semantic, k=PASSAGES, hybrid=hybrid)
+        )
     return prepared
 
 

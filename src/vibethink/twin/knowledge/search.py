@@ -221,14 +221,26 @@ async def search(
         return []
     depth = candidate_depth(k, hybrid=embedder is not None)
     lexical = await text_search(session, celebrity_id=celebrity_id, query=cleaned, language=language, k=depth)
-    if embedder is None:
-        return lexical[:k]
-    try:
-        embedding = (await embedder.embed([cleaned]))[0]
-    except EmbeddingUnavailable as exc:
-        log.warning("embedding the query failed, using full-text results only: %s", exc)
-        return lexical[:k]
+    embedding = await query_embedding(embedder, cleaned)
+    if embedding is None:
+        return ranked(lexical, [], k=k, hybrid=False)
     semantic = await vector_search(
         session, celebrity_id=celebrity_id, embedding=embedding, k=depth, exact_below=exact_below
     )
-    return fuse([lexical, semantic], k=k)
+    return ranked(lexical, semantic, k=k, hybrid=True)
+
+
+async def query_embedding(embedder: Embedder | None, cleaned: str) -> list[float] | None:
+    """The query's vector, or None without an embedder or when it fails (full text alone then)."""
+    if embedder is None:
+        return None
+    try:
+        return list((await embedder.embed([cleaned]))[0])
+    except EmbeddingUnavailable as exc:
+        log.warning("embedding the query failed, using full-text results only: %s", exc)
+        return None
+
+
+def ranked(lexical: Sequence[Passage], semantic: Sequence[Passage], *, k: int, hybrid: bool) -> list[Passage]:
+    """The k passages to answer from: the full-text order alone, or both lists fused by RRF."""
+    return fuse([lexical, semantic], k=k) if hybrid else list(lexical[:k])
