@@ -140,6 +140,13 @@ def serve_ceiling(port: int) -> None:
     uvicorn.run(ceiling_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
+def process_cpu_seconds(pid: int | str) -> float:
+    """User + system CPU time of a process, from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def database_cpu_seconds(database: str) -> float:
     """CPU time of the PostgreSQL backends connected to `database` (by their process titles)."""
     total = 0.0
@@ -149,13 +156,10 @@ def database_cpu_seconds(database: str) -> float:
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as cmd:
                 title = cmd.read().replace(b"\0", b" ").decode(errors="replace")
-            if not title.startswith("postgres: ") or f" {database} " not in title:
-                continue
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
+            if title.startswith("postgres: ") and f" {database} " in title:
+                total += process_cpu_seconds(pid)
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
 
 
@@ -166,9 +170,7 @@ class Process:
     log: Path
 
     def cpu_seconds(self) -> float:
-        with open(f"/proc/{self.process.pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.process.pid)
 
 
 @contextmanager
