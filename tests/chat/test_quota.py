@@ -92,3 +92,27 @@ async def test_a_talent_without_tiers_has_no_quota(client: httpx.AsyncClient, ch
     conversation = await fan.start()
     for _ in range(4):
         assert (await fan.say(conversation, "Who won the World Cup in 2022?")).status_code == 200
+
+
+async def test_a_fan_who_subscribes_mid_conversation_has_the_new_tier_in_its_context(
+    db: Database, client: httpx.AsyncClient, chat_twin: ChatTwin
+) -> None:
+    tiers = await _tiers(db, chat_twin, free_per_day=1)
+    fan = await new_fan(client, chat_twin.portal)
+    conversation = await fan.start()
+    url = f"/api/v1/chat/conversations/{conversation}"
+    assert (await client.get(url, headers=fan.headers)).json()["context"]["userTier"] == "FREE"
+    assert (await fan.say(conversation, "Who won the World Cup in 2022?")).status_code == 200
+    assert (await fan.say(conversation, "And in 2018?")).status_code == 429
+    async with db.transaction(RlsContext(tenant_id=chat_twin.tenant.id)) as s:
+        await billing.start_subscription(
+            s,
+            tenant_id=chat_twin.tenant.id,
+            celebrity_id=chat_twin.celebrity_id,
+            tier=tiers["PREMIUM"],
+            fan_key=fan.fan_key,
+            started_at=datetime.now(UTC),
+        )
+    # The same conversation goes on, past the free quota, and stores its changed context.
+    assert (await fan.say(conversation, "And in 2018?")).status_code == 200
+    assert (await client.get(url, headers=fan.headers)).json()["context"]["userTier"] == "PREMIUM"

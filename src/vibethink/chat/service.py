@@ -157,15 +157,9 @@ async def create_conversation(session: AsyncSession, fan: Fan, deployment_id: uu
     return conversation
 
 
-async def update_context(
-    session: AsyncSession, conversation_id: uuid.UUID, tenant_id: uuid.UUID, document: dict[str, Any]
-) -> None:
-    """Stores a changed context (a new tier, a deployment's new sponsor), validated like any write."""
+async def validate_context(session: AsyncSession, document: dict[str, Any]) -> None:
+    """A changed context (a new tier, a deployment's new sponsor) is validated like any write."""
     await schema_registry.validate(session, CONTEXT_SCHEMA, document, column="context")
-    conversation = await session.get(Conversation, (tenant_id, conversation_id))
-    if conversation is not None:
-        conversation.context = document
-        await session.flush()
 
 
 async def locate_conversation(session: AsyncSession, fan: Fan, conversation_id: uuid.UUID) -> uuid.UUID:

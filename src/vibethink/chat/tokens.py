@@ -37,10 +37,6 @@ class Fan:
     # An embed's token is bound to the host page's origin and lives minutes, not days.
     origin: str | None = None
 
-    @property
-    def is_anonymous(self) -> bool:
-        return self.fan_key.startswith(ANON)
-
 
 @dataclass(frozen=True, slots=True)
 class IssuedToken:

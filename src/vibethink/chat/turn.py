@@ -28,7 +28,6 @@ from vibethink.chat.twins import DeployedTwin
 from vibethink.core.database import Database, RlsContext
 from vibethink.core.errors import ConversationFull, FanBlocked, NotFound
 from vibethink.core.settings import Settings
-from vibethink.talent import schema_registry
 from vibethink.twin import guardrails, prompt
 from vibethink.twin.context import ConversationContext, HistoryTurn
 from vibethink.twin.guardrails import Decision, OutputGuard, Stage
@@ -446,15 +445,11 @@ class Turn:
         facts = [{"kind": f.kind, "value": f.value} for f in prepared.facts]
         latency_ms = int((time.perf_counter() - prepared.started) * 1000)
         twin = prepared.twin
-        document: dict[str, Any] | None = prepared.context.as_json()
-        if document == prepared.stored_context:
-            document = None
-        else:
-            # A changed context (a new tier, a deployment's new sponsor) is validated like any write.
+        current = prepared.context.as_json()
+        changed = current if current != prepared.stored_context else None
+        if changed is not None:
             async with db.transaction(chat_service.fan_rls(prepared.fan, prepared.tenant_id)) as session:
-                await schema_registry.validate(
-                    session, chat_service.CONTEXT_SCHEMA, document, column="context"
-                )
+                await chat_service.validate_context(session, changed)
         written = await store.write_turn(
             await db.driver_pool(),
             store.TurnWrite(
@@ -480,7 +475,7 @@ class Turn:
                 },
                 flags=flags,
                 facts=facts,
-                context=document,
+                context=changed,
                 day=prepared.received_at.date(),
             ),
         )
