@@ -391,7 +391,9 @@ class Turn:
         prepared, streamed = self.prepared, self._streamed
         fan_id, twin_id = uuid.uuid4(), uuid.uuid4()
         decisions = [*prepared.input_decisions, *streamed.decisions]
-        guardrail_notes = [d.as_json() for d in decisions]
+        input_notes = [d.as_json() for d in prepared.input_decisions]
+        output_notes = [d.as_json() for d in streamed.decisions]
+        guardrail_notes = input_notes + output_notes
         outcome = _outcome(prepared, streamed)
         fan_status = MessageStatus.BLOCKED if prepared.blocked_by is not None else MessageStatus.COMPLETE
         twin_at = max(datetime.now(UTC), prepared.received_at + timedelta(microseconds=1))
@@ -401,7 +403,7 @@ class Turn:
         ]
         twin_details: dict[str, Any] = {
             "citations": citations,
-            "guardrails": [d.as_json() for d in streamed.decisions],
+            "guardrails": output_notes,
             "usage": {
                 "input_tokens": streamed.usage.input_tokens,
                 "output_tokens": streamed.usage.output_tokens,
@@ -420,7 +422,7 @@ class Turn:
                 "role": "FAN",
                 "content": prepared.content,
                 "status": fan_status.value,
-                "details": {"guardrails": [d.as_json() for d in prepared.input_decisions]},
+                "details": {"guardrails": input_notes},
             },
             {
                 "id": str(twin_id),
