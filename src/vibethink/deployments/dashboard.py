@@ -48,8 +48,9 @@ class Studio:
 
 
 async def _studio(
-    request: Request, session: AsyncSession, tenant_slug: str, kind: TenantKind
+    request: Request, session: AsyncSession, tenant_slug: str, kind: TenantKind, needs: Permission
 ) -> Studio | Response:
+    """The member acting in `tenant_slug` holding `needs`, or the redirect to sign in first."""
     try:
         found = await session_user(request, session)
     except NotAuthenticated:
@@ -74,6 +75,7 @@ async def _studio(
     )
     await apply_context(session, principal.rls())
     user = await tenancy_service.get_user(session, user_id)
+    principal.require(needs)
     csrf = csrf_token(settings_of(request).secret_key, session_id)
     return Studio(principal, csrf, user, membership.slug, membership.name)
 
@@ -88,9 +90,10 @@ async def _form(request: Request, studio: Studio) -> dict[str, str]:
     return values
 
 
-def _render(request: Request, template: str, context: dict[str, Any]) -> HTMLResponse:
+def _render(request: Request, studio: Studio, template: str, context: dict[str, Any]) -> HTMLResponse:
     templates: Jinja2Templates = request.app.state.templates
-    response: HTMLResponse = templates.TemplateResponse(request, template, context)
+    page = {"studio": studio, "user": studio.user, "csrf_token": studio.csrf, **context}
+    response: HTMLResponse = templates.TemplateResponse(request, template, page)
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
@@ -126,10 +129,9 @@ def _when(value: str) -> datetime | None:
 
 @router.get("/studio/{tenant}/deployments", response_class=HTMLResponse)
 async def deployments_page(tenant: str, request: Request, session: DbSession) -> Response:
-    studio = await _studio(request, session, tenant, TenantKind.TALENT)
+    studio = await _studio(request, session, tenant, TenantKind.TALENT, Permission.DEPLOYMENTS_READ)
     if isinstance(studio, Response):
         return studio
-    studio.principal.require(Permission.DEPLOYMENTS_READ)
     from vibethink.deployments.routes import deployment_read
 
     settings = settings_of(request)
@@ -147,11 +149,9 @@ async def deployments_page(tenant: str, request: Request, session: DbSession) ->
         rows.append((await deployment_read(session, settings, deployment), stats))
     return _render(
         request,
+        studio,
         "deployments/studio_deployments.html",
         {
-            "studio": studio,
-            "user": studio.user,
-            "csrf_token": studio.csrf,
             "rows": rows,
             "celebrities": celebrities,
             "types": list(DeploymentType),
@@ -163,10 +163,9 @@ async def deployments_page(tenant: str, request: Request, session: DbSession) ->
 
 @router.post("/studio/{tenant}/deployments")
 async def create_deployment(tenant: str, request: Request, session: DbSession) -> Response:
-    studio = await _studio(request, session, tenant, TenantKind.TALENT)
+    studio = await _studio(request, session, tenant, TenantKind.TALENT, Permission.DEPLOYMENTS_WRITE)
     if isinstance(studio, Response):
         return studio
-    studio.principal.require(Permission.DEPLOYMENTS_WRITE)
     form = await _form(request, studio)
     back = f"/studio/{tenant}/deployments"
     theme = {"mode": form.get("mode") or "light"}
@@ -208,10 +207,9 @@ async def create_deployment(tenant: str, request: Request, session: DbSession) -
 async def deployment_action(
     tenant: str, deployment_id: uuid.UUID, action: str, request: Request, session: DbSession
 ) -> Response:
-    studio = await _studio(request, session, tenant, TenantKind.TALENT)
+    studio = await _studio(request, session, tenant, TenantKind.TALENT, Permission.DEPLOYMENTS_WRITE)
     if isinstance(studio, Response):
         return studio
-    studio.principal.require(Permission.DEPLOYMENTS_WRITE)
     await _form(request, studio)
     actions = {"activate": service.activate, "deactivate": service.deactivate, "archive": service.archive}
     if action not in actions:
@@ -228,10 +226,9 @@ async def deployment_preview(
     tenant: str, deployment_id: uuid.UUID, request: Request, session: DbSession
 ) -> Response:
     """The deployment's chat as fans see it, framed on the platform's own origin."""
-    studio = await _studio(request, session, tenant, TenantKind.TALENT)
+    studio = await _studio(request, session, tenant, TenantKind.TALENT, Permission.DEPLOYMENTS_READ)
     if isinstance(studio, Response):
         return studio
-    studio.principal.require(Permission.DEPLOYMENTS_READ)
     deployment = await service.get(session, studio.principal, deployment_id)
     issued = chat_service.fan_tokens(settings_of(request)).issue(
         tenant_id=deployment.tenant_id,
@@ -241,11 +238,9 @@ async def deployment_preview(
     )
     return _render(
         request,
+        studio,
         "deployments/studio_preview.html",
         {
-            "studio": studio,
-            "user": studio.user,
-            "csrf_token": studio.csrf,
             "deployment": deployment,
             "live": service.effective_status(deployment).value == "ACTIVE",
             "frame_src": f"/widget/frame/{deployment.widget_key}#t={issued.token}",
@@ -258,18 +253,15 @@ async def deployment_preview(
 
 @router.get("/studio/{tenant}/campaigns", response_class=HTMLResponse)
 async def campaigns_page(tenant: str, request: Request, session: DbSession) -> Response:
-    studio = await _studio(request, session, tenant, TenantKind.TALENT)
+    studio = await _studio(request, session, tenant, TenantKind.TALENT, Permission.CAMPAIGNS_READ)
     if isinstance(studio, Response):
         return studio
-    studio.principal.require(Permission.CAMPAIGNS_READ)
     page = await campaigns.talent_page(session, studio.principal, limit=100)
     return _render(
         request,
+        studio,
         "deployments/studio_campaigns.html",
         {
-            "studio": studio,
-            "user": studio.user,
-            "csrf_token": studio.csrf,
             "campaigns": [(c, campaigns.effective_status(c), campaigns.guidelines_of(c)) for c in page.items],
             "done": request.query_params.get("done"),
             "error": request.query_params.get("error"),
@@ -281,10 +273,9 @@ async def campaigns_page(tenant: str, request: Request, session: DbSession) -> R
 async def decide_campaign(
     tenant: str, campaign_id: uuid.UUID, decision: str, request: Request, session: DbSession
 ) -> Response:
-    studio = await _studio(request, session, tenant, TenantKind.TALENT)
+    studio = await _studio(request, session, tenant, TenantKind.TALENT, Permission.CAMPAIGNS_WRITE)
     if isinstance(studio, Response):
         return studio
-    studio.principal.require(Permission.CAMPAIGNS_WRITE)
     form = await _form(request, studio)
     back = f"/studio/{tenant}/campaigns"
     note = form.get("note", "")[:2000]
@@ -301,20 +292,17 @@ async def decide_campaign(
 async def campaign_preview_page(
     tenant: str, campaign_id: uuid.UUID, request: Request, session: DbSession
 ) -> Response:
-    studio = await _studio(request, session, tenant, TenantKind.TALENT)
+    studio = await _studio(request, session, tenant, TenantKind.TALENT, Permission.CAMPAIGNS_READ)
     if isinstance(studio, Response):
         return studio
-    studio.principal.require(Permission.CAMPAIGNS_READ)
     campaign, probes = await campaign_preview.run(
         session, settings_of(request), studio.principal, campaign_id
     )
     return _render(
         request,
+        studio,
         "deployments/studio_campaign_preview.html",
         {
-            "studio": studio,
-            "user": studio.user,
-            "csrf_token": studio.csrf,
             "campaign": campaign,
             "disclosure": campaigns.disclosure(campaign.brand_name),
             "probes": probes,
@@ -327,18 +315,15 @@ async def campaign_preview_page(
 
 @router.get("/brand/{tenant}", response_class=HTMLResponse)
 async def brand_page(tenant: str, request: Request, session: DbSession) -> Response:
-    studio = await _studio(request, session, tenant, TenantKind.BRAND)
+    studio = await _studio(request, session, tenant, TenantKind.BRAND, Permission.CAMPAIGNS_READ)
     if isinstance(studio, Response):
         return studio
-    studio.principal.require(Permission.CAMPAIGNS_READ)
     page = await campaigns.brand_page(session, studio.principal, limit=100)
     return _render(
         request,
+        studio,
         "deployments/brand_campaigns.html",
         {
-            "studio": studio,
-            "user": studio.user,
-            "csrf_token": studio.csrf,
             "campaigns": [(c, campaigns.effective_status(c)) for c in page.items],
             "done": request.query_params.get("done"),
             "error": request.query_params.get("error"),
@@ -358,10 +343,9 @@ def _cents(value: str) -> int:
 
 @router.post("/brand/{tenant}/campaigns")
 async def brand_request(tenant: str, request: Request, session: DbSession) -> Response:
-    studio = await _studio(request, session, tenant, TenantKind.BRAND)
+    studio = await _studio(request, session, tenant, TenantKind.BRAND, Permission.CAMPAIGNS_WRITE)
     if isinstance(studio, Response):
         return studio
-    studio.principal.require(Permission.CAMPAIGNS_WRITE)
     form = await _form(request, studio)
     back = f"/brand/{tenant}"
     try:
@@ -392,10 +376,9 @@ async def brand_request(tenant: str, request: Request, session: DbSession) -> Re
 async def brand_withdraw(
     tenant: str, campaign_id: uuid.UUID, request: Request, session: DbSession
 ) -> Response:
-    studio = await _studio(request, session, tenant, TenantKind.BRAND)
+    studio = await _studio(request, session, tenant, TenantKind.BRAND, Permission.CAMPAIGNS_WRITE)
     if isinstance(studio, Response):
         return studio
-    studio.principal.require(Permission.CAMPAIGNS_WRITE)
     await _form(request, studio)
     refused = await _attempt(session, lambda: campaigns.withdraw(session, studio.principal, campaign_id))
     if refused:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibethink.billing.models import PricingTier
+from vibethink.campaigns import service as campaigns
 from vibethink.chat import service as chat_service
 from vibethink.chat.tokens import Fan, user_fan
 from vibethink.core.database import apply_context
@@ -39,7 +40,6 @@ FAN_COOKIE_PREFIX: Final = "vt_fan_"
 NO_STORE: Final = "private, no-store"
 LIGHT: Final = {"background": "#ffffff", "text": "#15171c", "primary": "#4b3fd6", "accent": "#0b7a5a"}
 DARK: Final = {"background": "#111318", "text": "#f3f4f7", "primary": "#8f86ff", "accent": "#4fd1a5"}
-DISCLOSURE: Final = "Paid partnership with {brand}"
 LABELS: Final = {
     "en": {
         "skip": "Skip to the chat",
@@ -297,11 +297,6 @@ async def render_twin_page(
         page_url = f"{base}/{deployment.celebrity_slug}/c/{deployment.slug}"
     else:
         page_url = f"{base}/{deployment.celebrity_slug}"
-    disclosure = None
-    if deployment.type is DeploymentType.BRAND_CAMPAIGN:
-        disclosure = deployment.disclosure or (
-            DISCLOSURE.format(brand=deployment.brand_name) if deployment.brand_name else None
-        )
     context = {
         "deployment": deployment,
         "title": branding.get("title") or deployment.celebrity_name,
@@ -316,7 +311,7 @@ async def render_twin_page(
         "page_url": page_url,
         "og_image": branding.get("heroImageUrl") or branding.get("logoUrl"),
         "token": token,
-        "disclosure": disclosure,
+        "disclosure": _disclosure(deployment),
         "tiers": [
             TierView(
                 code=t.code,
@@ -347,6 +342,15 @@ async def render_twin_page(
             path="/",
         )
     return response
+
+
+def _disclosure(deployment: ResolvedDeployment) -> str | None:
+    """A brand campaign's endorsement line: the one its config gives, else the campaigns' default."""
+    if deployment.type is not DeploymentType.BRAND_CAMPAIGN:
+        return None
+    if deployment.disclosure:
+        return deployment.disclosure
+    return campaigns.disclosure(deployment.brand_name) if deployment.brand_name else None
 
 
 def _subscribe_action(deployment: ResolvedDeployment, *, white_label: bool) -> str:
@@ -392,12 +396,7 @@ async def widget_frame(widget_key: str, request: Request, session: DbSession) ->
         "lang": deployment.language,
         "labels": labels(deployment.language),
         "token": None,
-        "disclosure": (
-            deployment.disclosure
-            or (DISCLOSURE.format(brand=deployment.brand_name) if deployment.brand_name else None)
-        )
-        if deployment.type is DeploymentType.BRAND_CAMPAIGN
-        else None,
+        "disclosure": _disclosure(deployment),
     }
     templates: Jinja2Templates = request.app.state.templates
     response: Response = templates.TemplateResponse(request, "deployments/frame.html", context)
