@@ -299,11 +299,3 @@ async def usage(
     day, start, resets_at = day_bounds(now or datetime.now(UTC))
     used = await used_today(session, tenant_id=tenant_id, celebrity_id=celebrity_id, fan_key=fan_key, day=day)
     return Usage(allowance=found, used=used, period_start=start, resets_at=resets_at)
-
-
-def cached_allowance(tenant_id: uuid.UUID, celebrity_id: uuid.UUID, fan_key: str) -> Allowance | None:
-    """The fan's allowance when this process has it cached, without any I/O (for synchronous callers)."""
-    cached = _allowances.get((tenant_id, celebrity_id, fan_key))
-    if cached is None or cached[1] <= time.monotonic():
-        return None
-    return cached[0]
