@@ -1,5 +1,6 @@
 """`python -m bench billing`: month-end statements for 1,000 talents × 10,000 transactions each, and
-the quota check on the chat hot path (cached and uncached).
+billing's own quota check (`quotas.check_message`, cached and uncached; the usage endpoint's path —
+the chat turn reads the tier and the day's count inside its own database call instead).
 
 Statements run as the app does: the app role under RLS, one transaction per talent, the statement
 query plus its CSV. The data lives in its own database (`vibethink_bench_billing`), built once.
@@ -239,7 +240,7 @@ async def run_quota(db: Database, *, fans: int = 1_000, checks: int = 100_000) -
             target,
         ]
         for label, values, target in (
-            ("cached (hot path)", hot, "≤ 1 ms p99 " + ("met" if percentile(hot, 0.99) <= 1 else "NOT met")),
+            ("cached", hot, "≤ 1 ms p99 " + ("met" if percentile(hot, 0.99) <= 1 else "NOT met")),
             ("uncached (allowance + usage read)", cold, "—"),
         )
     ]
@@ -264,5 +265,5 @@ def run(*, talents: int = 1_000, transactions: int = 10_000) -> str:
     app = app_url_for(settings, owner)  # type: ignore[arg-type]
     return (
         f"### Month-end statements (app role `{app.username}`, RLS on)\n\n{statement_table}\n\n"
-        f"### Quota check on the chat hot path\n\n{quota_table}"
+        f"### Billing's quota check (`quotas.check_message`)\n\n{quota_table}"
     )
