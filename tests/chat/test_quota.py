@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from sqlalchemy import text
 from tests.chat.conftest import ChatTwin, new_fan
 from tests.factories import ADMIN
 
@@ -116,3 +117,32 @@ async def test_a_fan_who_subscribes_mid_conversation_has_the_new_tier_in_its_con
     # The same conversation goes on, past the free quota, and stores its changed context.
     assert (await fan.say(conversation, "And in 2018?")).status_code == 200
     assert (await client.get(url, headers=fan.headers)).json()["context"]["userTier"] == "PREMIUM"
+
+
+async def test_the_quota_counts_today_only_and_per_talent(
+    db: Database, client: httpx.AsyncClient, chat_twin: ChatTwin, other_chat_twin: ChatTwin
+) -> None:
+    await _tiers(db, chat_twin, free_per_day=2)
+    fan = await new_fan(client, chat_twin.portal)
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    async with db.transaction(ADMIN) as s:
+        # Yesterday's full quota with this talent, and today's messages with another talent.
+        await s.execute(
+            text(
+                "INSERT INTO fan_usage (tenant_id, celebrity_id, fan_key, day, messages)"
+                " VALUES (:t, :c, :f, :yesterday, 2), (:ot, :oc, :f, :today, 50)"
+            ),
+            {
+                "t": chat_twin.tenant.id,
+                "c": chat_twin.celebrity_id,
+                "ot": other_chat_twin.tenant.id,
+                "oc": other_chat_twin.celebrity_id,
+                "f": fan.fan_key,
+                "yesterday": yesterday,
+                "today": datetime.now(UTC).date(),
+            },
+        )
+    conversation = await fan.start()
+    for _ in range(2):
+        assert (await fan.say(conversation, "Who won the World Cup in 2022?")).status_code == 200
+    assert (await fan.say(conversation, "And in 2018?")).status_code == 429
