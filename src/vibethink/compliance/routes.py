@@ -52,7 +52,7 @@ from vibethink.compliance.schemas import (
     SettingsUpdate,
     SubmissionRead,
 )
-from vibethink.compliance.state import TenantCompliance, load_state
+from vibethink.compliance.state import TenantCompliance
 from vibethink.core.errors import InvalidInput, NotFound
 from vibethink.core.pagination import MAX_PAGE, Page, newest_first
 from vibethink.core.settings import Settings
@@ -278,9 +278,8 @@ async def list_evidence(
     page = await service.evidence_page(
         session, principal, control_id=control_id, event_id=event_id, cursor=cursor, limit=limit
     )
-    state = await load_state(session, principal.tenant_id)
     return Page[EvidenceRead](
-        items=[evidence_read(r, state) for r in page.items], next_cursor=page.next_cursor
+        items=[evidence_read(r, page.state) for r in page.items], next_cursor=page.next_cursor
     )
 
 
@@ -288,8 +287,8 @@ async def list_evidence(
 async def get_evidence(seq: int, principal: Reader, session: DbSession) -> EvidenceRead:
     if not 1 <= seq <= 2**62:
         raise NotFound("No such evidence.")
-    row = await service.evidence(session, principal, seq)
-    return evidence_read(row, await load_state(session, principal.tenant_id))
+    row, state = await service.evidence(session, principal, seq)
+    return evidence_read(row, state)
 
 
 @router.get("/evidence/{seq}/notes")

@@ -360,6 +360,7 @@ def _content_id(tenant_id: uuid.UUID, event: dict[str, Any]) -> uuid.UUID:
 class EvidencePage:
     items: list[Evidence]
     next_cursor: str | None
+    state: TenantCompliance
 
 
 async def evidence_page(
@@ -372,7 +373,7 @@ async def evidence_page(
     limit: int = DEFAULT_PAGE,
 ) -> EvidencePage:
     """Newest first by sequence number; the cursor is the last seen sequence number."""
-    await guarded_state(session, principal, write=False)
+    state = await guarded_state(session, principal, write=False)
     query = select(Evidence).where(Evidence.tenant_id == principal.tenant_id)
     if control_id is not None:
         query = query.where(Evidence.control_id == control_id)
@@ -385,15 +386,18 @@ async def evidence_page(
     limit = max(1, min(limit, 100))
     rows = list((await session.scalars(query.order_by(Evidence.seq.desc()).limit(limit + 1))).all())
     items = rows[:limit]
-    return EvidencePage(items, str(items[-1].seq) if len(rows) > limit and items else None)
+    return EvidencePage(items, str(items[-1].seq) if len(rows) > limit and items else None, state)
 
 
-async def evidence(session: AsyncSession, principal: Principal, seq: int) -> Evidence:
-    await guarded_state(session, principal, write=False)
+async def evidence(
+    session: AsyncSession, principal: Principal, seq: int
+) -> tuple[Evidence, TenantCompliance]:
+    """One record and the tenant's state it is read against."""
+    state = await guarded_state(session, principal, write=False)
     row = await session.get(Evidence, (principal.tenant_id, seq))
     if row is None:
         raise NotFound("No such evidence.")
-    return row
+    return row, state
 
 
 async def add_note(
