@@ -461,11 +461,7 @@ def _offset(cursor: str | None) -> int:
 async def readiness_overview(principal: Reader, session: DbSession) -> list[ReadinessSummary]:
     """Readiness per enabled framework, each with its coverage, freshness and automation (never summed)."""
     state = await service.guarded_state(session, principal, write=False)
-    size = await ledger.head_size(session, principal.tenant_id)
-    return [
-        summary_read(await readiness.framework_readiness(session, state, code, size=size))
-        for code in state.tracked_frameworks
-    ]
+    return [summary_read(fr) for fr in await readiness.tracked_readiness(session, state)]
 
 
 @router.get("/readiness/{framework}")
@@ -495,10 +491,7 @@ async def list_gaps(
     codes = [framework] if framework else state.tracked_frameworks
     if framework and framework not in state.tracked_frameworks:
         raise NotFound(f"{framework} is not enabled for this tenant.")
-    size = await ledger.head_size(session, principal.tenant_id)
-    gaps = []
-    for code in codes:
-        gaps.extend((await readiness.framework_readiness(session, state, code, size=size)).gaps)
+    gaps = [g for fr in await readiness.tracked_readiness(session, state, codes) for g in fr.gaps]
     if severity:
         gaps = [g for g in gaps if g.severity == severity]
     gaps.sort(key=lambda g: (readiness.SEVERITY_ORDER[g.severity], -g.impact, g.framework, g.requirement_id))
@@ -515,11 +508,7 @@ async def ranked_recommendations(principal: Reader, session: DbSession) -> list[
     """Controls to fix first, ranked by impact across every enabled framework (ENTERPRISE)."""
     state = await service.guarded_state(session, principal, write=False)
     plans.check_feature(state.plan, "ranked_recommendations")
-    size = await ledger.head_size(session, principal.tenant_id)
-    found = [
-        await readiness.framework_readiness(session, state, c, size=size) for c in state.tracked_frameworks
-    ]
-    return readiness.recommendations(found)
+    return readiness.recommendations(await readiness.tracked_readiness(session, state))
 
 
 @router.post("/assessments", status_code=201)
