@@ -319,15 +319,11 @@ async def list_checkpoints(
 ) -> Page[CheckpointRead]:
     await service.guarded_state(session, principal, write=False)
     query = select(Checkpoint).where(Checkpoint.tenant_id == principal.tenant_id)
-    if cursor is not None:
-        if not cursor.isdigit() or len(cursor) > 18:
-            raise InvalidInput("The cursor is not valid.", field="cursor")
-        query = query.where(Checkpoint.tree_size < int(cursor))
-    rows = list((await session.scalars(query.order_by(Checkpoint.tree_size.desc()).limit(limit + 1))).all())
-    items = rows[:limit]
+    items, next_cursor = await service.highest_first(
+        session, query, Checkpoint.tree_size, cursor=cursor, limit=limit
+    )
     return Page[CheckpointRead](
-        items=[CheckpointRead.model_validate(c) for c in items],
-        next_cursor=str(items[-1].tree_size) if len(rows) > limit and items else None,
+        items=[CheckpointRead.model_validate(c) for c in items], next_cursor=next_cursor
     )
 
 
