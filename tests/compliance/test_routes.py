@@ -203,6 +203,19 @@ class TestTenantsAreIsolated:
         own = await client.get("/api/v1/compliance/evidence", headers=a)
         assert len(own.json()["items"]) == 2
 
+    async def test_evidence_pages_walk_down_by_sequence(
+        self, client: httpx.AsyncClient, db: Database
+    ) -> None:
+        _, headers = await tenant_with_key(db, "ENTERPRISE")
+        await client.post("/api/v1/compliance/events", json={"events": [spec_event()]}, headers=headers)
+        first = (await client.get("/api/v1/compliance/evidence?limit=1", headers=headers)).json()
+        assert len(first["items"]) == 1
+        assert first["next_cursor"] == str(first["items"][0]["seq"])
+        url = f"/api/v1/compliance/evidence?limit=1&cursor={first['next_cursor']}"
+        second = (await client.get(url, headers=headers)).json()
+        assert [r["seq"] for r in second["items"]] == [first["items"][0]["seq"] - 1]
+        assert second["next_cursor"] is None
+
     async def test_notes_are_appended_and_listed(self, client: httpx.AsyncClient, db: Database) -> None:
         _, headers = await tenant_with_key(db, "ENTERPRISE")
         sent = await client.post(

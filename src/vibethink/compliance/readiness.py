@@ -317,6 +317,15 @@ async def framework_readiness(
     )
 
 
+async def tracked_readiness(
+    session: AsyncSession, state: TenantCompliance, codes: list[str] | None = None
+) -> list[FrameworkReadiness]:
+    """Readiness of each of `codes` (default: every enabled framework) against one ledger head."""
+    size = await ledger.head_size(session, state.tenant_id)
+    chosen = state.tracked_frameworks if codes is None else codes
+    return [await framework_readiness(session, state, code, size=size) for code in chosen]
+
+
 def recommendations(readiness: list[FrameworkReadiness]) -> list[dict[str, Any]]:
     """Controls to fix first, ranked by the readiness they would add across the tenant's frameworks."""
     catalog = load_catalog()

@@ -25,9 +25,7 @@ from vibethink.compliance.keys import key_store
 from vibethink.compliance.models import (
     Assessment,
     Checkpoint,
-    CustomFramework,
     Evidence,
-    EvidenceNote,
     Report,
 )
 from vibethink.compliance.schemas import (
@@ -54,7 +52,7 @@ from vibethink.compliance.schemas import (
     SettingsUpdate,
     SubmissionRead,
 )
-from vibethink.compliance.state import TenantCompliance, load_state
+from vibethink.compliance.state import TenantCompliance
 from vibethink.core.errors import InvalidInput, NotFound
 from vibethink.core.pagination import MAX_PAGE, Page, newest_first
 from vibethink.core.settings import Settings
@@ -97,38 +95,6 @@ def evidence_read(row: Evidence, state: TenantCompliance) -> EvidenceRead:
         entry_hash=row.entry_hash,
         key_id=row.key_id,
         signature=row.signature,
-    )
-
-
-def checkpoint_read(cp: Checkpoint) -> CheckpointRead:
-    return CheckpointRead(
-        tree_size=cp.tree_size,
-        root_hash=cp.root_hash,
-        issued_at=cp.issued_at,
-        key_id=cp.key_id,
-        signature=cp.signature,
-    )
-
-
-def custom_read(framework: CustomFramework) -> CustomFrameworkRead:
-    return CustomFrameworkRead(
-        id=framework.id,
-        code=framework.code,
-        name=framework.name,
-        description=framework.description,
-        requirements=framework.requirements,
-        created_at=framework.created_at,
-    )
-
-
-def note_read(note: EvidenceNote) -> NoteRead:
-    return NoteRead(
-        id=note.id,
-        evidence_seq=note.evidence_seq,
-        author=note.author,
-        note=note.note,
-        note_hash=note.note_hash,
-        created_at=note.created_at,
     )
 
 
@@ -218,14 +184,16 @@ async def update_settings(body: SettingsUpdate, principal: Writer, session: DbSe
 @router.get("/custom-frameworks")
 async def list_custom_frameworks(principal: Reader, session: DbSession) -> Page[CustomFrameworkRead]:
     found = await service.list_custom_frameworks(session, principal)
-    return Page[CustomFrameworkRead](items=[custom_read(f) for f in found], next_cursor=None)
+    return Page[CustomFrameworkRead](
+        items=[CustomFrameworkRead.model_validate(f) for f in found], next_cursor=None
+    )
 
 
 @router.post("/custom-frameworks", status_code=201)
 async def create_custom_framework(
     body: CustomFrameworkCreate, principal: Writer, session: DbSession
 ) -> CustomFrameworkRead:
-    return custom_read(await service.create_custom_framework(session, principal, body))
+    return CustomFrameworkRead.model_validate(await service.create_custom_framework(session, principal, body))
 
 
 @router.post(
@@ -260,7 +228,7 @@ async def import_custom_framework(
         data = await upload.read(MAX_FRAMEWORK_FILE + 1)
         name = upload.filename or "framework.yaml"
     body = service.parse_framework_file(data, name)
-    return custom_read(await service.create_custom_framework(session, principal, body))
+    return CustomFrameworkRead.model_validate(await service.create_custom_framework(session, principal, body))
 
 
 @router.delete("/custom-frameworks/{framework_id}", status_code=204)
@@ -310,9 +278,8 @@ async def list_evidence(
     page = await service.evidence_page(
         session, principal, control_id=control_id, event_id=event_id, cursor=cursor, limit=limit
     )
-    state = await load_state(session, principal.tenant_id)
     return Page[EvidenceRead](
-        items=[evidence_read(r, state) for r in page.items], next_cursor=page.next_cursor
+        items=[evidence_read(r, page.state) for r in page.items], next_cursor=page.next_cursor
     )
 
 
@@ -320,15 +287,17 @@ async def list_evidence(
 async def get_evidence(seq: int, principal: Reader, session: DbSession) -> EvidenceRead:
     if not 1 <= seq <= 2**62:
         raise NotFound("No such evidence.")
-    row = await service.evidence(session, principal, seq)
-    return evidence_read(row, await load_state(session, principal.tenant_id))
+    row, state = await service.evidence(session, principal, seq)
+    return evidence_read(row, state)
 
 
 @router.get("/evidence/{seq}/notes")
 async def list_notes(seq: int, principal: Reader, session: DbSession) -> Page[NoteRead]:
     if not 1 <= seq <= 2**62:
         raise NotFound("No such evidence.")
-    return Page[NoteRead](items=[note_read(n) for n in await service.notes(session, principal, seq)])
+    return Page[NoteRead](
+        items=[NoteRead.model_validate(n) for n in await service.notes(session, principal, seq)]
+    )
 
 
 @router.post("/evidence/{seq}/notes", status_code=201)
@@ -338,7 +307,7 @@ async def add_note(
     if not 1 <= seq <= 2**62:
         raise NotFound("No such evidence.")
     note = await service.add_note(session, principal, seq, body.note, pepper=settings.secret_key.encode())
-    return note_read(note)
+    return NoteRead.model_validate(note)
 
 
 @router.get("/checkpoints")
@@ -350,15 +319,11 @@ async def list_checkpoints(
 ) -> Page[CheckpointRead]:
     await service.guarded_state(session, principal, write=False)
     query = select(Checkpoint).where(Checkpoint.tenant_id == principal.tenant_id)
-    if cursor is not None:
-        if not cursor.isdigit() or len(cursor) > 18:
-            raise InvalidInput("The cursor is not valid.", field="cursor")
-        query = query.where(Checkpoint.tree_size < int(cursor))
-    rows = list((await session.scalars(query.order_by(Checkpoint.tree_size.desc()).limit(limit + 1))).all())
-    items = rows[:limit]
+    items, next_cursor = await service.highest_first(
+        session, query, Checkpoint.tree_size, cursor=cursor, limit=limit
+    )
     return Page[CheckpointRead](
-        items=[checkpoint_read(c) for c in items],
-        next_cursor=str(items[-1].tree_size) if len(rows) > limit and items else None,
+        items=[CheckpointRead.model_validate(c) for c in items], next_cursor=next_cursor
     )
 
 
@@ -368,7 +333,7 @@ async def issue_checkpoint(
 ) -> CheckpointRead:
     state = await service.guarded_state(session, principal, write=True)
     cp = await ledger.issue_checkpoint(session, key_store(settings), principal.tenant_id, sign=state.signs)
-    return checkpoint_read(cp)
+    return CheckpointRead.model_validate(cp)
 
 
 @router.get("/proofs/inclusion")
@@ -390,7 +355,7 @@ async def inclusion_proof(
         tree_size=proof.tree_size,
         leaf_index=proof.seq - 1,
         audit_path=proof.path,
-        checkpoint=checkpoint_read(proof.checkpoint),
+        checkpoint=CheckpointRead.model_validate(proof.checkpoint),
     )
 
 
@@ -402,7 +367,9 @@ async def consistency_proof(
     await service.guarded_state(session, principal, write=False)
     proof = await ledger.consistency_proof(session, principal.tenant_id, old_size, new_size)
     return ConsistencyProofRead(
-        old=checkpoint_read(proof.old), new=checkpoint_read(proof.new), proof=proof.path
+        old=CheckpointRead.model_validate(proof.old),
+        new=CheckpointRead.model_validate(proof.new),
+        proof=proof.path,
     )
 
 
@@ -490,11 +457,7 @@ def _offset(cursor: str | None) -> int:
 async def readiness_overview(principal: Reader, session: DbSession) -> list[ReadinessSummary]:
     """Readiness per enabled framework, each with its coverage, freshness and automation (never summed)."""
     state = await service.guarded_state(session, principal, write=False)
-    size = await ledger.head_size(session, principal.tenant_id)
-    return [
-        summary_read(await readiness.framework_readiness(session, state, code, size=size))
-        for code in state.tracked_frameworks
-    ]
+    return [summary_read(fr) for fr in await readiness.tracked_readiness(session, state)]
 
 
 @router.get("/readiness/{framework}")
@@ -524,10 +487,7 @@ async def list_gaps(
     codes = [framework] if framework else state.tracked_frameworks
     if framework and framework not in state.tracked_frameworks:
         raise NotFound(f"{framework} is not enabled for this tenant.")
-    size = await ledger.head_size(session, principal.tenant_id)
-    gaps = []
-    for code in codes:
-        gaps.extend((await readiness.framework_readiness(session, state, code, size=size)).gaps)
+    gaps = [g for fr in await readiness.tracked_readiness(session, state, codes) for g in fr.gaps]
     if severity:
         gaps = [g for g in gaps if g.severity == severity]
     gaps.sort(key=lambda g: (readiness.SEVERITY_ORDER[g.severity], -g.impact, g.framework, g.requirement_id))
@@ -544,11 +504,7 @@ async def ranked_recommendations(principal: Reader, session: DbSession) -> list[
     """Controls to fix first, ranked by impact across every enabled framework (ENTERPRISE)."""
     state = await service.guarded_state(session, principal, write=False)
     plans.check_feature(state.plan, "ranked_recommendations")
-    size = await ledger.head_size(session, principal.tenant_id)
-    found = [
-        await readiness.framework_readiness(session, state, c, size=size) for c in state.tracked_frameworks
-    ]
-    return readiness.recommendations(found)
+    return readiness.recommendations(await readiness.tracked_readiness(session, state))
 
 
 @router.post("/assessments", status_code=201)
@@ -595,20 +551,6 @@ async def get_assessment(
     return read
 
 
-def report_read(r: Report) -> ReportRead:
-    return ReportRead(
-        id=r.id,
-        framework=r.framework,
-        period_start=r.period_start,
-        period_end=r.period_end,
-        trigger=r.trigger,
-        manifest=r.manifest,
-        manifest_signature=r.manifest_signature,
-        key_id=r.key_id,
-        created_at=r.created_at,
-    )
-
-
 async def _report(session: DbSession, principal: Principal, report_id: uuid.UUID) -> Report:
     await service.guarded_state(session, principal, write=False)
     found = await session.get(Report, (principal.tenant_id, report_id))
@@ -632,7 +574,7 @@ async def create_report(
         end=body.end,
         seed=body.seed,
     )
-    return report_read(built.report)
+    return ReportRead.model_validate(built.report)
 
 
 @router.get("/reports")
@@ -651,12 +593,12 @@ async def list_reports(
         cursor=cursor,
         limit=limit,
     )
-    return Page[ReportRead](items=[report_read(r) for r in items], next_cursor=next_cursor)
+    return Page[ReportRead](items=[ReportRead.model_validate(r) for r in items], next_cursor=next_cursor)
 
 
 @router.get("/reports/{report_id}")
 async def get_report(report_id: uuid.UUID, principal: Reader, session: DbSession) -> ReportRead:
-    return report_read(await _report(session, principal, report_id))
+    return ReportRead.model_validate(await _report(session, principal, report_id))
 
 
 @router.get("/reports/{report_id}/report.json")

@@ -86,6 +86,8 @@ class CustomFrameworkCreate(Strict):
 
 
 class CustomFrameworkRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     code: str
     name: str
@@ -161,6 +163,8 @@ class NoteCreate(Strict):
 
 
 class NoteRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     evidence_seq: int
     author: str
@@ -170,6 +174,8 @@ class NoteRead(BaseModel):
 
 
 class CheckpointRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     tree_size: int
     root_hash: str
     issued_at: datetime
@@ -262,6 +268,8 @@ class ReportCreate(Strict):
 
 
 class ReportRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     framework: str
     period_start: datetime

@@ -8,13 +8,14 @@ import io
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import ValidationError
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Select, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from vibethink.compliance import ledger, plans, pseudonyms
 from vibethink.compliance.canonical import canonical
@@ -40,8 +41,10 @@ from vibethink.compliance.schemas import (
 from vibethink.compliance.state import CUSTOM_PREFIX, TenantCompliance, load_state
 from vibethink.core import outbox
 from vibethink.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from vibethink.core.pagination import MAX_PAGE
 from vibethink.tenancy.access import Principal
 
+R = TypeVar("R")
 DEFAULT_PAGE = 50
 MAX_IMPORT_BYTES = 512 * 1024
 
@@ -356,10 +359,30 @@ def _content_id(tenant_id: uuid.UUID, event: dict[str, Any]) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant_id}:{digest}")
 
 
+async def highest_first(
+    session: AsyncSession,
+    query: Select[R],
+    key: InstrumentedAttribute[int],
+    *,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[R], str | None]:
+    """One page of `query` by descending integer `key`; the cursor is the last key seen."""
+    if cursor is not None:
+        if not cursor.isdigit() or len(cursor) > 18:
+            raise InvalidInput("The cursor is not valid.", field="cursor")
+        query = query.where(key < int(cursor))
+    limit = max(1, min(limit, MAX_PAGE))
+    rows = list((await session.scalars(query.order_by(key.desc()).limit(limit + 1))).all())
+    items = rows[:limit]
+    return items, str(getattr(items[-1], key.key)) if len(rows) > limit and items else None
+
+
 @dataclass(frozen=True, slots=True)
 class EvidencePage:
     items: list[Evidence]
     next_cursor: str | None
+    state: TenantCompliance
 
 
 async def evidence_page(
@@ -372,28 +395,25 @@ async def evidence_page(
     limit: int = DEFAULT_PAGE,
 ) -> EvidencePage:
     """Newest first by sequence number; the cursor is the last seen sequence number."""
-    await guarded_state(session, principal, write=False)
+    state = await guarded_state(session, principal, write=False)
     query = select(Evidence).where(Evidence.tenant_id == principal.tenant_id)
     if control_id is not None:
         query = query.where(Evidence.control_id == control_id)
     if event_id is not None:
         query = query.where(Evidence.event_id == event_id)
-    if cursor is not None:
-        if not cursor.isdigit() or len(cursor) > 18:
-            raise InvalidInput("The cursor is not valid.", field="cursor")
-        query = query.where(Evidence.seq < int(cursor))
-    limit = max(1, min(limit, 100))
-    rows = list((await session.scalars(query.order_by(Evidence.seq.desc()).limit(limit + 1))).all())
-    items = rows[:limit]
-    return EvidencePage(items, str(items[-1].seq) if len(rows) > limit and items else None)
+    items, next_cursor = await highest_first(session, query, Evidence.seq, cursor=cursor, limit=limit)
+    return EvidencePage(items, next_cursor, state)
 
 
-async def evidence(session: AsyncSession, principal: Principal, seq: int) -> Evidence:
-    await guarded_state(session, principal, write=False)
+async def evidence(
+    session: AsyncSession, principal: Principal, seq: int
+) -> tuple[Evidence, TenantCompliance]:
+    """One record and the tenant's state it is read against."""
+    state = await guarded_state(session, principal, write=False)
     row = await session.get(Evidence, (principal.tenant_id, seq))
     if row is None:
         raise NotFound("No such evidence.")
-    return row
+    return row, state
 
 
 async def add_note(
