@@ -5,7 +5,7 @@ exists (building 1,000 tenants × 1,000 rows takes about a minute, once); `--qui
 `retrieval`: knowledge search latency over 100,000 chunks of one twin among 1,000 twins (building the
 data takes about 12 minutes, once). `deployments`: deployment resolution, public page times and the
 widget's size (about two minutes). `billing`: month-end statements for 1,000 talents × 10,000
-transactions and the cached quota check (building the data takes a few minutes, once).
+transactions and the chat turn's quota lookup (building the data takes a few minutes, once).
 `compliance`: events → signed evidence rows (ledger, HTTP API, outbox) and verifying a 1,000,000-record
 export (building it takes a few minutes, once). `all` (the default, what `make bench` does) runs every suite.
 """
@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="short runs (one round, a few seconds each)")
     parser.add_argument(
-        "--only", default=None, help=f"comma-separated parts: rls {PARTS}, compliance {COMPLIANCE_PARTS}"
+        "--only",
+        default=None,
+        help=f"comma-separated parts: rls {PARTS}, billing {billing.PARTS}, compliance {COMPLIANCE_PARTS}",
     )
     parser.add_argument("--records", type=int, default=1_000_000, help="compliance: records in the export")
     parser.add_argument("--tenants", type=int, default=1000)
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         "--searches", default="text,vector,hybrid", help="retrieval: comma-separated of text, vector, hybrid"
     )
     args = parser.parse_args(argv)
-    known = COMPLIANCE_PARTS if args.suite == "compliance" else PARTS
+    known = {"compliance": COMPLIANCE_PARTS, "billing": billing.PARTS}.get(args.suite, PARTS)
     parts = [p.strip() for p in (args.only or ",".join(known)).split(",") if p.strip()]
     unknown = set(parts) - set(known)
     if unknown:
@@ -91,9 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         print(machine())
         print(deployments.run(quick=args.quick))
     if args.suite in ("all", "billing"):
-        print("\n# Billing — month-end statements and the quota check")
+        print("\n# Billing — month-end statements and the chat turn's quota lookup")
         print(machine())
-        print(billing.run())
+        print(billing.run(parts=parts if args.suite == "billing" else billing.PARTS))
     if args.suite in ("all", "compliance"):
         print("\n# Compliance evidence — events to signed, chained evidence; offline verification")
         print(machine())

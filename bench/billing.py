@@ -1,6 +1,6 @@
-"""`python -m bench billing`: month-end statements for 1,000 talents × 10,000 transactions each, and
-billing's own quota check (`quotas.check_message`, cached and uncached; the usage endpoint's path —
-the chat turn reads the tier and the day's count inside its own database call instead).
+"""`python -m bench billing [--only statements,quota]`: month-end statements for 1,000 talents × 10,000
+transactions each, and the chat turn's quota lookup (the fan's tier and today's count, read inside
+`chat_turn_read`), cut from the deployed function and timed inside PostgreSQL as the app role.
 
 Statements run as the app does: the app role under RLS, one transaction per talent, the statement
 query plus its CSV. The data lives in its own database (`vibethink_bench_billing`), built once.
@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 from bench.report import percentile, table
-from vibethink.billing import quotas, statements
+from vibethink.billing import statements
 from vibethink.core import migrations
 from vibethink.core.database import (
     Database,
@@ -141,12 +141,12 @@ async def ensure_data(owner: object, data: BillingData) -> float | None:
         await conn.close()
 
 
-async def run_statements(db: Database, data: BillingData) -> str:
+async def bench_talents(db: Database, data: BillingData) -> list[Any]:
     import asyncpg
 
     conn = await asyncpg.connect(**asyncpg_connect_args(db.owner_url))
     try:
-        talents = [
+        return [
             r["id"]
             for r in await conn.fetch(
                 "SELECT id FROM celebrities WHERE slug LIKE 'bill-t%' ORDER BY slug LIMIT $1", data.talents
@@ -154,6 +154,9 @@ async def run_statements(db: Database, data: BillingData) -> str:
         ]
     finally:
         await conn.close()
+
+
+async def run_statements(db: Database, talents: list[Any]) -> str:
     rows = [await _statements_with(db, talents, workers) for workers in (1, 2)]
     return table(
         ["connections", "talents", "postings read", "total", "per statement p50", "p99", "max", "target"],
@@ -195,75 +198,199 @@ async def _statements_with(db: Database, talents: list[Any], workers: int) -> li
     ]
 
 
-async def run_quota(db: Database, *, fans: int = 1_000, checks: int = 100_000) -> str:
-    import asyncpg
+TURN_QUOTA_START = "-- The fan's allowance"
+TURN_QUOTA_END = "lexical := '[]';"
+QUOTA_FANS_PER_TALENT = 100
 
-    conn = await asyncpg.connect(**asyncpg_connect_args(db.owner_url))
-    try:
-        celebrity = await conn.fetchval("SELECT id FROM celebrities WHERE slug = 'bill-t1'")
+
+async def ensure_quota_data(conn: Any, talents: list[Any]) -> None:
+    """Every talent gets a FREE (50 a day) and a PREMIUM tier and 100 fans: 30 subscribed, 10 past due
+    in grace, 10 canceled, the rest free; half of them have sent messages today."""
+    label = f"{len(talents)}x{QUOTA_FANS_PER_TALENT}"
+    if await conn.fetchval("SELECT value FROM bench_meta WHERE key = 'turn-quota'") == label:
+        return
+    async with conn.transaction():
+        await conn.execute(
+            "DELETE FROM fan_usage WHERE fan_key LIKE 'user:quota-%';"
+            " DELETE FROM fan_subscriptions WHERE fan_key LIKE 'user:quota-%';"
+            " DELETE FROM pricing_tiers WHERE tenant_id IN (SELECT id FROM tenants WHERE slug LIKE 'bill-t%')"
+        )
         await conn.execute(
             "INSERT INTO pricing_tiers (tenant_id, id, celebrity_id, code, name, monthly_price_cents,"
-            " entitlements) VALUES ($1, gen_random_uuid(), $1, 'FREE', 'Free', 0,"
-            " jsonb_build_object('messages_per_day', 1000000)) ON CONFLICT DO NOTHING",
-            celebrity,
+            " entitlements, sort_order, is_active)"
+            " SELECT c.tenant_id, gen_random_uuid(), c.id, t.code, t.name, t.price, t.entitlements,"
+            " t.sort, true"
+            " FROM unnest($1::uuid[]) AS w(id) JOIN celebrities c ON c.id = w.id"
+            " CROSS JOIN (VALUES ('FREE', 'Free', 0, '{\"messages_per_day\": 50}'::jsonb, 0),"
+            "   ('PREMIUM', 'Premium', 999, '{\"messages_per_day\": null}'::jsonb, 1))"
+            "   AS t(code, name, price, entitlements, sort)",
+            talents,
         )
+        await conn.execute(
+            """
+            INSERT INTO fan_subscriptions (tenant_id, id, celebrity_id, tier_id, fan_key, status, price_cents,
+                   current_period_start, current_period_end, past_due_since, grace_until, ended_at)
+            SELECT t.tenant_id, gen_random_uuid(), t.celebrity_id, t.id, 'user:quota-' || n,
+                   (CASE WHEN n % 10 < 3 THEN 'ACTIVE' WHEN n % 10 = 3 THEN 'PAST_DUE'
+                         ELSE 'CANCELED' END)::subscription_status,
+                   999, now() - interval '10 days', now() + interval '20 days',
+                   CASE WHEN n % 10 = 3 THEN now() - interval '1 day' END,
+                   CASE WHEN n % 10 = 3 THEN now() + interval '2 days' END,
+                   CASE WHEN n % 10 = 4 THEN now() - interval '1 day' END
+              FROM pricing_tiers t CROSS JOIN generate_series(1, $2::int) n
+             WHERE t.celebrity_id = ANY($1::uuid[]) AND t.code = 'PREMIUM' AND n % 10 < 5
+            """,
+            talents,
+            QUOTA_FANS_PER_TALENT,
+        )
+        await conn.execute(
+            "INSERT INTO fan_usage (tenant_id, celebrity_id, fan_key, day, messages)"
+            " SELECT c.tenant_id, c.id, 'user:quota-' || n, current_date, n % 40"
+            " FROM celebrities c CROSS JOIN generate_series(1, $2::int) n"
+            " WHERE c.id = ANY($1::uuid[]) AND n % 2 = 0",
+            talents,
+            QUOTA_FANS_PER_TALENT,
+        )
+        await conn.execute(
+            "INSERT INTO bench_meta (key, value) VALUES ('turn-quota', $1)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            label,
+        )
+    await conn.execute("ANALYZE pricing_tiers; ANALYZE fan_subscriptions; ANALYZE fan_usage")
+
+
+async def install_turn_quota_probe(conn: Any, app_role: str) -> str:
+    """`bench_turn_quota`: the quota lookup of the deployed `chat_turn_read`, cut from its own source
+    (so the bench times exactly what the turn runs), in a loop over fans that times each lookup with
+    `clock_timestamp()` under the fan's RLS context. Returns the lookup's text for the report."""
+    source = await conn.fetchval(
+        "SELECT prosrc FROM pg_proc WHERE proname = 'chat_turn_read' ORDER BY oid DESC LIMIT 1"
+    )
+    lookup = source[source.index(TURN_QUOTA_START) : source.index(TURN_QUOTA_END)]
+    await conn.execute(
+        f"""
+        CREATE OR REPLACE FUNCTION bench_turn_quota(p_tenants uuid[], p_fans text[], p_day date)
+        RETURNS TABLE(micros double precision, tier text, used integer)
+        LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = public, pg_temp AS $fn$
+        DECLARE
+            v_conversation conversations%ROWTYPE;
+            p_tenant uuid;
+            p_fan_key text;
+            tier_code text;
+            tier_name text;
+            tier_entitlements jsonb;
+            subscription_id uuid;
+            used_today integer;
+            began timestamptz;
+        BEGIN
+            FOR i IN 1 .. cardinality(p_tenants) LOOP
+                p_tenant := p_tenants[i];
+                p_fan_key := p_fans[i];
+                v_conversation.celebrity_id := p_tenant;  -- each bench talent is its own tenant
+                PERFORM set_config('app.tenant_id', p_tenant::text, true),
+                        set_config('app.user_id', '', true),
+                        set_config('app.role', 'FAN', true);
+                began := clock_timestamp();
+                {lookup}
+                micros := extract(epoch FROM clock_timestamp() - began) * 1000000;
+                tier := tier_code;
+                used := used_today;
+                RETURN NEXT;
+            END LOOP;
+        END
+        $fn$
+        """
+    )
+    await conn.execute(f"GRANT EXECUTE ON FUNCTION bench_turn_quota(uuid[], text[], date) TO {app_role}")
+    return lookup
+
+
+async def run_turn_quota(db: Database, talents: list[Any], *, lookups: int = 100_000) -> str:
+    """The chat turn's quota lookup (tier + today's count) timed inside PostgreSQL as the app role."""
+    import random
+
+    import asyncpg
+
+    app_role = app_url_for(db.settings, db.owner_url).username
+    conn = await asyncpg.connect(**asyncpg_connect_args(db.owner_url))
+    try:
+        await ensure_quota_data(conn, talents)
+        await install_turn_quota_probe(conn, str(app_role))
     finally:
         await conn.close()
-    keys = [f"anon:bench-{n}" for n in range(fans)]
-    now = datetime.now(UTC)
-    quotas.clear()
-    cold: list[float] = []
-    hot: list[float] = []
-    async with db.transaction(RlsContext(tenant_id=celebrity, role="FAN")) as session:
-        for key in keys:
-            began = time.perf_counter_ns()
-            await quotas.check_message(
-                session, tenant_id=celebrity, celebrity_id=celebrity, fan_key=key, now=now
-            )
-            cold.append((time.perf_counter_ns() - began) / 1e6)
-        for n in range(checks):
-            key = keys[n % fans]
-            began = time.perf_counter_ns()
-            await quotas.check_message(
-                session, tenant_id=celebrity, celebrity_id=celebrity, fan_key=key, now=now
-            )
-            hot.append((time.perf_counter_ns() - began) / 1e6)
-    cold.sort()
-    hot.sort()
-    rows = [
-        [
-            label,
-            f"{len(values):,}",
-            f"{percentile(values, 0.5):.4f} ms",
-            f"{percentile(values, 0.99):.4f} ms",
-            f"{values[-1]:.3f} ms",
-            target,
-        ]
-        for label, values, target in (
-            ("cached", hot, "≤ 1 ms p99 " + ("met" if percentile(hot, 0.99) <= 1 else "NOT met")),
-            ("uncached (allowance + usage read)", cold, "—"),
-        )
+    picker = random.Random(7)
+    fans = [
+        (picker.choice(talents), f"user:quota-{picker.randint(1, QUOTA_FANS_PER_TALENT)}")
+        for _ in range(lookups)
     ]
-    return table(["check", "calls", "p50", "p99", "max", "target"], rows)
+    today = datetime.now(UTC).date()
+    timings: list[float] = []
+    tiers: dict[str, int] = {}
+    app = await asyncpg.connect(**asyncpg_connect_args(app_url_for(db.settings, db.owner_url)))
+    try:
+        batch = 1_000
+        for start in range(0, lookups, batch):
+            chunk = fans[start : start + batch]
+            async with app.transaction():
+                rows = await app.fetch(
+                    "SELECT micros, tier, used FROM bench_turn_quota($1, $2, $3)",
+                    [t for t, _ in chunk],
+                    [f for _, f in chunk],
+                    today,
+                )
+            for row in rows:
+                timings.append(row["micros"] / 1000)
+                tiers[row["tier"]] = tiers.get(row["tier"], 0) + 1
+    finally:
+        await app.close()
+    timings.sort()
+    p99 = percentile(timings, 0.99)
+    mix = ", ".join(f"{count:,} {tier}" for tier, count in sorted(tiers.items()))
+    return table(
+        ["lookup", "talents × fans", "lookups", "p50", "p99", "max", "target"],
+        [
+            [
+                "chat turn: tier + today's count",
+                f"{len(talents):,} × {QUOTA_FANS_PER_TALENT}",
+                f"{len(timings):,} ({mix})",
+                f"{percentile(timings, 0.5):.4f} ms",
+                f"{p99:.4f} ms",
+                f"{timings[-1]:.3f} ms",
+                "≤ 1 ms p99 " + ("met" if p99 <= 1 else "NOT met"),
+            ]
+        ],
+    )
 
 
-def run(*, talents: int = 1_000, transactions: int = 10_000) -> str:
+PARTS = ("statements", "quota")
+
+
+def run(*, talents: int = 1_000, transactions: int = 10_000, parts: Iterable[str] = PARTS) -> str:
     data = BillingData(talents, transactions)
+    wanted = set(parts)
     with billing_database() as (settings, owner):
         loaded = asyncio.run(ensure_data(owner, data))
         if loaded is not None:
             print(f"  loaded {talents:,} talents × {transactions:,} transactions in {loaded:.0f} s")
 
-        async def measure() -> tuple[str, str]:
+        async def measure() -> list[str]:
             db = Database(settings, owner=owner)  # type: ignore[arg-type]
+            sections: list[str] = []
             try:
-                return await run_statements(db, data), await run_quota(db)
+                found = await bench_talents(db, data)
+                if "statements" in wanted:
+                    app = app_url_for(settings, owner)  # type: ignore[arg-type]
+                    sections.append(
+                        f"### Month-end statements (app role `{app.username}`, RLS on)\n\n"
+                        + await run_statements(db, found)
+                    )
+                if "quota" in wanted:
+                    sections.append(
+                        "### The chat turn's quota lookup (inside `chat_turn_read`, timed in PostgreSQL)\n\n"
+                        + await run_turn_quota(db, found[:200])
+                    )
             finally:
                 await db.dispose()
+            return sections
 
-        statement_table, quota_table = asyncio.run(measure())
-    app = app_url_for(settings, owner)  # type: ignore[arg-type]
-    return (
-        f"### Month-end statements (app role `{app.username}`, RLS on)\n\n{statement_table}\n\n"
-        f"### Billing's quota check (`quotas.check_message`)\n\n{quota_table}"
-    )
+        return "\n\n".join(asyncio.run(measure()))

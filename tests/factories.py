@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from vibethink.billing.models import PricingTier
 from vibethink.core.database import Database, RlsContext
 from vibethink.core.security import generate_api_key, hash_password
 from vibethink.tenancy.permissions import ALL_SCOPES
@@ -120,6 +121,33 @@ async def make_celebrity(
             },
         )
     return celebrity_id
+
+
+async def make_tiers(
+    db: Database, tenant_id: uuid.UUID, celebrity_id: uuid.UUID, *, free_per_day: int = 3
+) -> dict[str, PricingTier]:
+    """A FREE tier (`free_per_day` messages) and an unlimited PREMIUM tier at $10.00 a month."""
+    rows = {
+        "FREE": (0, {"messages_per_day": free_per_day}),
+        "PREMIUM": (1_000, {"messages_per_day": None, "premium_content": True}),
+    }
+    made: dict[str, PricingTier] = {}
+    async with db.transaction(RlsContext(tenant_id=tenant_id)) as s:
+        for order, (code, (price, entitlements)) in enumerate(rows.items()):
+            made[code] = PricingTier(
+                tenant_id=tenant_id,
+                id=uuid.uuid4(),
+                celebrity_id=celebrity_id,
+                code=code,
+                name=code.title(),
+                monthly_price_cents=price,
+                currency="USD",
+                entitlements=entitlements,
+                sort_order=order,
+                is_active=True,
+            )
+            s.add(made[code])
+    return made
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from tests.billing.conftest import Talent, make_talent
-from tests.billing.test_quotas import _tiers
+from tests.factories import make_tiers
 from vibethink.billing import ledger, periods, service, statements
 from vibethink.billing.models import RevenueTransaction, SubscriptionStatus, TransactionType
 from vibethink.core.database import Database, RlsContext
@@ -24,7 +24,7 @@ def _ctx(talent: Talent) -> RlsContext:
 
 
 async def _subscribe(db: Database, talent: Talent, fan: str = "user:lifecycle") -> uuid.UUID:
-    tiers = await _tiers(db, talent)
+    tiers = await make_tiers(db, talent.tenant.id, talent.celebrity_id)
     async with db.transaction(_ctx(talent)) as s:
         made = await service.start_subscription(
             s,
@@ -112,7 +112,7 @@ class TestLifecycle:
         self, db: Database, unique: str
     ) -> None:
         talent = await make_talent(db, unique)
-        tiers = await _tiers(db, talent)
+        tiers = await make_tiers(db, talent.tenant.id, talent.celebrity_id)
         async with db.transaction(_ctx(talent)) as s:
             from vibethink.billing.models import PricingTier
 

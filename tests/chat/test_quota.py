@@ -2,47 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy import text
 from tests.chat.conftest import ChatTwin, new_fan
-from tests.factories import ADMIN
+from tests.factories import ADMIN, make_tiers
 
 from vibethink.billing import service as billing
-from vibethink.billing.models import PricingTier
 from vibethink.core.database import Database, RlsContext
-
-
-async def _tiers(db: Database, twin: ChatTwin, *, free_per_day: int) -> dict[str, PricingTier]:
-    rows = {
-        "FREE": (0, {"messages_per_day": free_per_day}),
-        "PREMIUM": (1_000, {"messages_per_day": None, "premium_content": True}),
-    }
-    made: dict[str, PricingTier] = {}
-    async with db.transaction(ADMIN) as s:
-        for order, (code, (price, entitlements)) in enumerate(rows.items()):
-            made[code] = PricingTier(
-                tenant_id=twin.tenant.id,
-                id=uuid.uuid4(),
-                celebrity_id=twin.celebrity_id,
-                code=code,
-                name=code.title(),
-                monthly_price_cents=price,
-                currency="USD",
-                entitlements=entitlements,
-                sort_order=order,
-                is_active=True,
-            )
-            s.add(made[code])
-    return made
 
 
 async def test_a_free_fan_is_refused_past_the_quota_with_the_reset_time_and_upgrades(
     db: Database, client: httpx.AsyncClient, chat_twin: ChatTwin
 ) -> None:
-    await _tiers(db, chat_twin, free_per_day=3)
+    await make_tiers(db, chat_twin.tenant.id, chat_twin.celebrity_id, free_per_day=3)
     fan = await new_fan(client, chat_twin.portal)
     conversation = await fan.start()
     for _ in range(3):
@@ -71,7 +45,7 @@ async def test_a_free_fan_is_refused_past_the_quota_with_the_reset_time_and_upgr
 async def test_a_premium_fan_is_not_refused(
     db: Database, client: httpx.AsyncClient, chat_twin: ChatTwin
 ) -> None:
-    tiers = await _tiers(db, chat_twin, free_per_day=1)
+    tiers = await make_tiers(db, chat_twin.tenant.id, chat_twin.celebrity_id, free_per_day=1)
     fan = await new_fan(client, chat_twin.portal)
     async with db.transaction(RlsContext(tenant_id=chat_twin.tenant.id)) as s:
         await billing.start_subscription(
@@ -98,7 +72,7 @@ async def test_a_talent_without_tiers_has_no_quota(client: httpx.AsyncClient, ch
 async def test_a_fan_who_subscribes_mid_conversation_has_the_new_tier_in_its_context(
     db: Database, client: httpx.AsyncClient, chat_twin: ChatTwin
 ) -> None:
-    tiers = await _tiers(db, chat_twin, free_per_day=1)
+    tiers = await make_tiers(db, chat_twin.tenant.id, chat_twin.celebrity_id, free_per_day=1)
     fan = await new_fan(client, chat_twin.portal)
     conversation = await fan.start()
     url = f"/api/v1/chat/conversations/{conversation}"
@@ -122,7 +96,7 @@ async def test_a_fan_who_subscribes_mid_conversation_has_the_new_tier_in_its_con
 async def test_the_quota_counts_today_only_and_per_talent(
     db: Database, client: httpx.AsyncClient, chat_twin: ChatTwin, other_chat_twin: ChatTwin
 ) -> None:
-    await _tiers(db, chat_twin, free_per_day=2)
+    await make_tiers(db, chat_twin.tenant.id, chat_twin.celebrity_id, free_per_day=2)
     fan = await new_fan(client, chat_twin.portal)
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
     async with db.transaction(ADMIN) as s:

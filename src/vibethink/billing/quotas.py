@@ -1,10 +1,11 @@
-"""A fan's tier allowance and daily message quota, checked on the chat hot path from memory.
+"""A fan's tier allowance and daily message quota.
 
-The allowance (the fan's live subscription's tier, else the talent's free tier) is cached per fan
-for `ALLOWANCE_TTL` seconds and dropped explicitly when a subscription or tier changes in this
-process; the day's message count is cached for `USAGE_TTL` seconds and advanced by `record_message`,
-so a check is a dictionary lookup. With several app processes a fan can exceed the quota by what the
-other processes counted within `USAGE_TTL`: the counter in `fan_usage` stays the truth.
+The chat turn reads the fan's tier and today's count inside its own database call
+(`chat_turn_read`) and counts the message in its write, so the turn's check needs no cache and
+cannot go stale. This module builds the allowance and the 429 from what the turn read, and serves
+the usage endpoint: there the allowance (the fan's live subscription's tier, else the talent's free
+tier) is cached per fan for `ALLOWANCE_TTL` seconds and dropped explicitly when a subscription or
+tier changes in this process; the day's count is read from `fan_usage`, the truth.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vibethink.core.errors import PlatformError
 
 ALLOWANCE_TTL: Final = 30.0
-USAGE_TTL: Final = 5.0
 MAX_ENTRIES: Final = 200_000
 
 ALLOWANCE_SQL = text(
@@ -50,15 +50,6 @@ UPGRADES_SQL = text(
 USAGE_SQL = text(
     "SELECT messages FROM fan_usage WHERE tenant_id = :tenant AND celebrity_id = :celebrity"
     " AND fan_key = :fan AND day = :day"
-)
-RECORD_SQL = text(
-    """
-    INSERT INTO fan_usage (tenant_id, celebrity_id, fan_key, day, messages)
-    VALUES (:tenant, :celebrity, :fan, :day, :count)
-    ON CONFLICT (tenant_id, celebrity_id, fan_key, day)
-    DO UPDATE SET messages = fan_usage.messages + excluded.messages, updated_at = now()
-    RETURNING messages
-    """
 )
 
 
@@ -115,7 +106,6 @@ def allowance_from(code: str, name: str, entitlements: dict[str, Any], subscript
 
 FanRef = tuple[uuid.UUID, uuid.UUID, str]
 _allowances: dict[FanRef, tuple[Allowance, float]] = {}
-_usage: dict[tuple[uuid.UUID, uuid.UUID, str, date], tuple[int, float]] = {}
 
 
 def _bounded(cache: dict[Any, Any]) -> None:
@@ -136,7 +126,6 @@ def forget_celebrity(tenant_id: uuid.UUID, celebrity_id: uuid.UUID) -> None:
 
 def clear() -> None:
     _allowances.clear()
-    _usage.clear()
 
 
 def day_bounds(now: datetime) -> tuple[date, datetime, datetime]:
@@ -169,42 +158,10 @@ async def allowance(
 async def used_today(
     session: AsyncSession, *, tenant_id: uuid.UUID, celebrity_id: uuid.UUID, fan_key: str, day: date
 ) -> int:
-    key = (tenant_id, celebrity_id, fan_key, day)
-    cached = _usage.get(key)
-    clock = time.monotonic()
-    if cached is not None and cached[1] > clock:
-        return cached[0]
     value = await session.scalar(
         USAGE_SQL, {"tenant": tenant_id, "celebrity": celebrity_id, "fan": fan_key, "day": day}
     )
-    count = int(value or 0)
-    _bounded(_usage)
-    _usage[key] = (count, clock + USAGE_TTL)
-    return count
-
-
-async def check_message(
-    session: AsyncSession,
-    *,
-    tenant_id: uuid.UUID,
-    celebrity_id: uuid.UUID,
-    fan_key: str,
-    now: datetime | None = None,
-) -> Allowance:
-    """The fan's allowance when one more message fits today's quota; `QuotaExceeded` (429) otherwise.
-
-    The error carries the reset time (`Retry-After`, `details.resets_at`) and the tiers to upgrade to.
-    """
-    found = await allowance(session, tenant_id=tenant_id, celebrity_id=celebrity_id, fan_key=fan_key)
-    if found.messages_per_day is None:
-        return found
-    day, _, _ = day_bounds(now or datetime.now(UTC))
-    used = await used_today(session, tenant_id=tenant_id, celebrity_id=celebrity_id, fan_key=fan_key, day=day)
-    if used < found.messages_per_day:
-        return found
-    raise await exceeded(
-        session, tenant_id=tenant_id, celebrity_id=celebrity_id, allowance=found, used=used, now=now
-    )
+    return int(value or 0)
 
 
 async def exceeded(
@@ -262,29 +219,6 @@ async def upgrade_options(
                 }
             )
     return options
-
-
-async def record_message(
-    session: AsyncSession,
-    *,
-    tenant_id: uuid.UUID,
-    celebrity_id: uuid.UUID,
-    fan_key: str,
-    now: datetime | None = None,
-    count: int = 1,
-) -> int:
-    """Counts `count` fan messages for today in the caller's transaction; returns the day's total."""
-    day, _, _ = day_bounds(now or datetime.now(UTC))
-    total = int(
-        await session.scalar(
-            RECORD_SQL,
-            {"tenant": tenant_id, "celebrity": celebrity_id, "fan": fan_key, "day": day, "count": count},
-        )
-        or 0
-    )
-    _bounded(_usage)
-    _usage[(tenant_id, celebrity_id, fan_key, day)] = (total, time.monotonic() + USAGE_TTL)
-    return total
 
 
 async def usage(
