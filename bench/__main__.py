@@ -115,12 +115,19 @@ def run_rls(args: argparse.Namespace, parts: list[str], *, seconds: int, rounds:
         ensure_dataset(target, dataset)
         sections: list[str] = []
         if "db" in parts:
-            print(f"\n## Inside the database: pgbench -M prepared -c 8 -j 2 -T {seconds}, {rounds} round(s)")
-            plan = rls_overhead.PgbenchPlan(seconds=seconds, rounds=rounds)
-            sections.append(
-                "### Inside the database (pgbench)\n\n" + rls_overhead.run_pgbench(target, dataset, plan)
-            )
-            print(sections[-1])
+            for clients, what in (
+                (1, "one client: each transaction's own time"),
+                (8, "8 clients: 2 cores busy"),
+            ):
+                print(
+                    f"\n## Inside the database: pgbench -c {clients} -T {seconds}, {rounds} round(s) ({what})"
+                )
+                plan = rls_overhead.PgbenchPlan(seconds=seconds, rounds=rounds, clients=clients)
+                sections.append(
+                    f"### Inside the database (pgbench, {what})\n\n"
+                    + rls_overhead.run_pgbench(target, dataset, plan)
+                )
+                print(sections[-1])
         if "wrapper" in parts:
             print(
                 "\n## The transaction wrapper through SQLAlchemy (before/after folding set_config into BEGIN)"

@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse
 
 from bench import wrk
 from bench.api_overhead import _free_port, _stop
-from bench.report import percentile, table
+from bench.report import percentile, process_cpu_seconds, table
 from bench.target import BenchTarget
 
 CONCURRENCIES = (8, 50, 200)
@@ -138,13 +138,6 @@ def serve_ceiling(port: int) -> None:
     import uvicorn
 
     uvicorn.run(ceiling_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
-
-
-def process_cpu_seconds(pid: int | str) -> float:
-    """User + system CPU time of a process, from /proc."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def database_cpu_seconds(database: str) -> float:

@@ -1,14 +1,15 @@
 """Bench data: N tenants × M celebrities, set-based, as the owner, plus one API key per tenant.
 
-Ids are derived, not random: tenant n is `md5('t' || n)::uuid`, celebrity n is `md5('c' || n)::uuid`
-(celebrity n belongs to tenant (n - 1) / M + 1). pgbench scripts and the HTTP load generator compute
-the ids they ask for from a random number, so no lookup round trip dilutes what is measured.
+Ids are derived, not random: tenant n is `00000000-0000-0000-0000-` and celebrity n
+`00000000-0000-0000-0001-` followed by the 12 digits of 100000000000 + n (celebrity n belongs to
+tenant (n - 1) / M + 1). pgbench scripts and the HTTP load generator compute the ids they ask for
+from a random number — pgbench by plain text substitution, so a script can also put a tenant id in
+a `SET LOCAL` literal — and no lookup round trip dilutes what is measured.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import time
 import uuid
@@ -22,7 +23,7 @@ from vibethink.core.database import ensure_database
 from vibethink.core.security import generate_api_key
 from vibethink.tenancy.permissions import ALL_SCOPES
 
-DATASET_VERSION = "celebrities-v1"
+DATASET_VERSION = "celebrities-v2"
 
 TWIN_CONFIG = {
     "voiceCloneId": "voice-bench",
@@ -50,17 +51,22 @@ class Dataset:
         return (row - 1) // self.rows_per_tenant + 1
 
 
-def derived_uuid(kind: str, n: int) -> uuid.UUID:
-    """The same id PostgreSQL computes with `md5(kind || n)::uuid`."""
-    return uuid.UUID(hashlib.md5(f"{kind}{n}".encode()).hexdigest())  # noqa: S324 - an id, not a secret
+ID_OFFSET = 100_000_000_000  # every n up to 899,999,999,999 keeps 12 digits
+TENANT_PREFIX = "00000000-0000-0000-0000-"
+CELEBRITY_PREFIX = "00000000-0000-0000-0001-"
+
+
+def id_sql(prefix: str, n: str) -> str:
+    """SQL for the id of number `n` (an expression or a pgbench variable)."""
+    return f"('{prefix}' || ({ID_OFFSET} + {n}))::uuid"
 
 
 def tenant_id(n: int) -> uuid.UUID:
-    return derived_uuid("t", n)
+    return uuid.UUID(f"{TENANT_PREFIX}{ID_OFFSET + n}")
 
 
 def celebrity_id(n: int) -> uuid.UUID:
-    return derived_uuid("c", n)
+    return uuid.UUID(f"{CELEBRITY_PREFIX}{ID_OFFSET + n}")
 
 
 def ensure_dataset(target: BenchTarget, dataset: Dataset) -> bool:
@@ -131,14 +137,16 @@ async def _load_on(conn: asyncpg.Connection, dataset: Dataset) -> None:
             await conn.execute(f'DROP INDEX "{r["indexname"]}"')
         await conn.execute(
             "INSERT INTO tenants (id, kind, slug, name, tier)"
-            " SELECT md5('t' || n)::uuid, 'TALENT', 'bench-t' || n, 'Bench Tenant ' || n, 'PROFESSIONAL'"
+            f" SELECT {id_sql(TENANT_PREFIX, 'n')}, 'TALENT', 'bench-t' || n, 'Bench Tenant ' || n,"
+            " 'PROFESSIONAL'"
             " FROM generate_series(1, $1::int) AS n",
             dataset.tenants,
         )
         await conn.execute(
             "INSERT INTO celebrities (tenant_id, id, slug, name, type, status, bio, twin_config,"
             " twin_config_version, created_at, updated_at)"
-            " SELECT md5('t' || ((n - 1) / $2 + 1))::uuid, md5('c' || n)::uuid, 'bench-c' || n,"
+            f" SELECT {id_sql(TENANT_PREFIX, '((n - 1) / $2 + 1)')}, {id_sql(CELEBRITY_PREFIX, 'n')},"
+            " 'bench-c' || n,"
             " 'Bench Talent ' || n,"
             " (enum_range(NULL::celebrity_type))[n % 6 + 1], 'ACTIVE',"
             " 'Commentator number ' || n || ', known for calls that fans remember.', $3::jsonb, 1,"
@@ -155,7 +163,7 @@ async def _load_on(conn: asyncpg.Connection, dataset: Dataset) -> None:
         scopes = sorted(ALL_SCOPES)
         await conn.executemany(
             "INSERT INTO api_keys (tenant_id, id, key_id, secret_hash, name, scopes)"
-            " VALUES (md5('t' || $1::int)::uuid, gen_random_uuid(), $2, $3, 'bench key', $4)",
+            f" VALUES ({id_sql(TENANT_PREFIX, '$1::int')}, gen_random_uuid(), $2, $3, 'bench key', $4)",
             [(n, key.key_id, key.secret_hash, scopes) for n, key in keys],
         )
         await conn.executemany(

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from bench.datagen import Dataset, celebrity_id, tenant_id
+from bench.datagen import TENANT_PREFIX, Dataset, celebrity_id, id_sql, tenant_id
 from bench.report import table
 from bench.target import BenchTarget
 from vibethink.core.database import DEFINER_ROLE
@@ -126,7 +126,7 @@ async def _ensure_passages(target: BenchTarget) -> None:
             )
             await conn.execute(
                 "INSERT INTO bench_passages (tenant_id, id, body)"
-                " SELECT md5('t' || t)::uuid, gen_random_uuid(),"
+                f" SELECT {id_sql(TENANT_PREFIX, 't')}, gen_random_uuid(),"
                 f" (SELECT string_agg('w' || floor(exp(random() * ln({VOCABULARY})))::int, ' ')"
                 f"  FROM generate_series(1, {WORDS_PER_PASSAGE}) AS w WHERE p > 0)"
                 f" FROM generate_series(1, {PASSAGE_TENANTS}) AS t,"

@@ -74,3 +74,31 @@ def tool_version(binary: str) -> str:
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return f"{binary}: not found"
+
+
+def _stat_fields(pid: int | str) -> list[str]:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()
+
+
+def process_cpu_seconds(pid: int | str) -> float:
+    """User + system CPU time of a process, from /proc."""
+    fields = _stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds(postmaster: int) -> float:
+    """CPU time of a PostgreSQL server: the postmaster, its live children, and the children it has
+    reaped (backends of closed connections count too), from /proc."""
+    fields = _stat_fields(postmaster)
+    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            child = _stat_fields(pid)
+        except OSError:
+            continue
+        if child[1] == str(postmaster):
+            ticks += int(child[11]) + int(child[12])
+    return ticks / os.sysconf("SC_CLK_TCK")

@@ -3,12 +3,20 @@
 Every transaction reads what the celebrities API reads (`talent.service.get` and `.page`): one row by
 (tenant_id, id), or a page of 50 (+1 to know if there is more) newest first over (created_at, id).
 The owner runs it bare (BEGIN, query, COMMIT). The app role runs it with the RLS context:
-- *own round trip*: BEGIN, set_config(...), query, COMMIT (what the platform did at first);
-- *with BEGIN*: BEGIN and set_config in one pipelined round trip, query, COMMIT (what
-  `core.database.apply_context` does now: the context travels with the transaction's BEGIN);
+- *SET LOCAL with BEGIN* (simple protocol): what `core.database.TenantConnection` sends, the
+  context as `SET LOCAL` statements in the same message as BEGIN (`BEGIN; SET LOCAL app.tenant_id =
+  '…'; SET LOCAL app.role = 'API_KEY'`), then the query and COMMIT — compared with the owner's
+  BEGIN, query, COMMIT over the same protocol;
+- *set_config own round trip* / *set_config pipelined with BEGIN* (prepared statements): the
+  context as a `SELECT set_config(...)` statement of its own, sent alone or pipelined with BEGIN
+  (what the platform did before);
 - *set by the key lookup*: what an API-key request does. Its first statement looks the key up
   (`auth_find_api_key`) and sets the context in the same SELECT (`tenancy.access._from_api_key`);
   compared with the owner running the same lookup without the set_config calls.
+pgbench cannot mix protocols in one script and a `SET` takes no bind parameter, so the app's own
+path (context as a simple-query message, queries as prepared statements) runs over the simple
+protocol for both roles; the prepared-statement rows show the same queries with the context as a
+statement.
 """
 
 from __future__ import annotations
@@ -27,8 +35,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from bench.datagen import Dataset, celebrity_id, tenant_id
-from bench.report import median, overhead, percentile, table
+from bench.datagen import CELEBRITY_PREFIX, ID_OFFSET, TENANT_PREFIX, Dataset, celebrity_id, tenant_id
+from bench.report import median, overhead, percentile, server_cpu_seconds, table
 from bench.target import BenchTarget, pg_binary
 from vibethink.core.database import SET_CONTEXT_SQL, Database, RlsContext
 
@@ -36,19 +44,24 @@ COLUMNS = (
     "tenant_id, id, slug, name, type, status, bio, twin_config, twin_config_version,"
     " created_at, updated_at, archived_at"
 )
+TENANT = f"('{TENANT_PREFIX}' || :tt)::uuid"
 BY_ID = (
-    f"SELECT {COLUMNS} FROM celebrities WHERE tenant_id = md5('t' || :t)::uuid AND id = md5('c' || :n)::uuid;"
+    f"SELECT {COLUMNS} FROM celebrities WHERE tenant_id = {TENANT}"
+    f" AND id = ('{CELEBRITY_PREFIX}' || :cc)::uuid;"
 )
 LIST_PAGE = (
-    f"SELECT {COLUMNS} FROM celebrities WHERE tenant_id = md5('t' || :t)::uuid"
+    f"SELECT {COLUMNS} FROM celebrities WHERE tenant_id = {TENANT}"
     " AND status IN ('ACTIVE', 'INACTIVE', 'PENDING_SETUP', 'SUSPENDED')"
     " ORDER BY created_at DESC, id DESC LIMIT 51;"
 )
+# What the app sends with BEGIN for an API-key request: the tenant and the caller's role.
 CONTEXT = (
-    # What the app sends with BEGIN for an API-key request: the tenant and the caller's role.
-    "SELECT set_config('app.tenant_id', md5('t' || :t)::uuid::text, true),"
+    f"SELECT set_config('app.tenant_id', '{TENANT_PREFIX}' || :tt, true),"
     " set_config('app.role', 'API_KEY', true);"
 )
+# The same as the platform sends it now (simple protocol only: pgbench substitutes the variable
+# into the literal, as the app inlines the tenant id).
+SET_LOCAL_CONTEXT = f"SET LOCAL app.tenant_id = '{TENANT_PREFIX}:tt' \\; SET LOCAL app.role = 'API_KEY'"
 KEY_LOOKUP = (
     "SELECT k.tenant_id, k.id, k.secret_hash, k.scopes, k.expires_at, k.revoked_at{context}"
     " FROM auth_find_api_key((SELECT key_id FROM bench_key_ids WHERE tenant_n = :t)) k;"
@@ -70,11 +83,15 @@ KEY_IDS_SQL = (
 class Variant:
     name: str
     as_owner: bool
-    context: str  # "none" | "own" | "with-begin" | "key-lookup"
+    context: str  # "none" | "own" | "pipelined" | "set-local" | "key-lookup"
     baseline: str = "owner, no RLS"
+    mode: str = "prepared"  # pgbench -M
 
     def script(self, query: str, dataset: Dataset) -> str:
-        head = f"\\set n random(1, {dataset.rows})\n\\set t (:n - 1) / {dataset.rows_per_tenant} + 1\n"
+        head = (
+            f"\\set n random(1, {dataset.rows})\n\\set t (:n - 1) / {dataset.rows_per_tenant} + 1\n"
+            f"\\set tt :t + {ID_OFFSET}\n\\set cc :n + {ID_OFFSET}\n"
+        )
         if self.context == "none":
             body = f"BEGIN;\n{query}\nCOMMIT;\n"
         elif self.context == "key-lookup":
@@ -82,16 +99,27 @@ class Variant:
             body = f"BEGIN;\n{lookup}\n{query}\nCOMMIT;\n"
         elif self.context == "own":
             body = f"BEGIN;\n{CONTEXT}\n{query}\nCOMMIT;\n"
+        elif self.context == "set-local":
+            body = f"BEGIN \\; {SET_LOCAL_CONTEXT};\n{query}\nCOMMIT;\n"
         else:
             body = f"\\startpipeline\nBEGIN;\n{CONTEXT}\n\\endpipeline\n{query}\nCOMMIT;\n"
         return head + body
 
 
+OWNER_SIMPLE = "owner, no RLS (simple protocol)"
 OWNER_WITH_LOOKUP = "owner, no RLS, key lookup first"
 VARIANTS = (
+    Variant(OWNER_SIMPLE, as_owner=True, context="none", baseline=OWNER_SIMPLE, mode="simple"),
+    Variant(
+        "app + RLS, SET LOCAL with BEGIN (simple protocol)",
+        as_owner=False,
+        context="set-local",
+        baseline=OWNER_SIMPLE,
+        mode="simple",
+    ),
     Variant("owner, no RLS", as_owner=True, context="none"),
     Variant("app + RLS, set_config own round trip", as_owner=False, context="own"),
-    Variant("app + RLS, set_config with BEGIN", as_owner=False, context="with-begin"),
+    Variant("app + RLS, set_config pipelined with BEGIN", as_owner=False, context="pipelined"),
     Variant(OWNER_WITH_LOOKUP, as_owner=True, context="key-lookup", baseline=OWNER_WITH_LOOKUP),
     Variant(
         "app + RLS, context set by the key lookup",
@@ -107,6 +135,11 @@ class Measured:
     tps: list[float] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     failed: int = 0
+    server_cpu_s: float = 0.0
+
+    @property
+    def cpu_us_per_transaction(self) -> float:
+        return self.server_cpu_s / len(self.latencies_ms) * 1e6 if self.latencies_ms else float("nan")
 
     @property
     def mean_ms(self) -> float:
@@ -121,16 +154,16 @@ class PgbenchPlan:
     threads: int = 2
 
 
-def pgbench_command(plan: PgbenchPlan, script: str, log_prefix: str) -> list[str]:
+def pgbench_command(plan: PgbenchPlan, script: str, log_prefix: str, mode: str = "prepared") -> list[str]:
     return [
         pg_binary("pgbench"),
         "-n",
         "-M",
-        "prepared",
+        mode,
         "-c",
         str(plan.clients),
         "-j",
-        str(plan.threads),
+        str(min(plan.threads, plan.clients)),
         "-T",
         str(plan.seconds),
         "-f",
@@ -164,10 +197,38 @@ def _run_pgbench(
     )
 
 
+def _parent_pid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
+
+
+async def _postmaster_of_backend(target: BenchTarget) -> int | None:
+    conn = await target.connect_owner()
+    try:
+        backend = int(await conn.fetchval("SELECT pg_backend_pid()"))
+        # Read while the backend lives: its parent is the postmaster.
+        return await asyncio.to_thread(_parent_pid, backend)
+    finally:
+        await conn.close()
+
+
+def _postmaster(target: BenchTarget) -> int | None:
+    """The server's postmaster process id when it runs on this machine (None otherwise)."""
+    return asyncio.run(_postmaster_of_backend(target))
+
+
 def run_pgbench(target: BenchTarget, dataset: Dataset, plan: PgbenchPlan) -> str:
-    """pgbench rounds, variants rotated each round so none always runs first; returns the tables."""
+    """pgbench rounds, variants rotated each round so none always runs first; returns the table.
+
+    Beside latency, the server's own CPU time per transaction (all of its processes, from /proc):
+    what the database spends, whatever the load generator sharing the cores does.
+    """
     results: dict[tuple[str, str], Measured] = {}
     asyncio.run(_key_ids(target))
+    postmaster = _postmaster(target)
     with tempfile.TemporaryDirectory(prefix="vibethink-bench-") as work:
         for round_no in range(plan.rounds):
             for workload, query in WORKLOADS.items():
@@ -178,10 +239,14 @@ def run_pgbench(target: BenchTarget, dataset: Dataset, plan: PgbenchPlan) -> str
                         out.write(variant.script(query, dataset))
                     prefix = os.path.join(work, "pgbench_log")
                     url = target.owner if variant.as_owner else target.app
+                    cpu_before = server_cpu_seconds(postmaster) if postmaster else 0.0
                     tps, latencies, failed = _run_pgbench(
-                        target, url, pgbench_command(plan, script, prefix), prefix
+                        target, url, pgbench_command(plan, script, prefix, variant.mode), prefix
                     )
                     measured = results.setdefault((workload, variant.name), Measured())
+                    if postmaster:
+                        time.sleep(0.5)  # the closed connections' backends are reaped: counted
+                        measured.server_cpu_s += server_cpu_seconds(postmaster) - cpu_before
                     measured.tps.append(tps)
                     measured.latencies_ms.extend(latencies)
                     measured.failed += failed
@@ -195,6 +260,7 @@ def run_pgbench(target: BenchTarget, dataset: Dataset, plan: PgbenchPlan) -> str
             owner = results[(workload, variant.baseline)]
             m = results[(workload, variant.name)]
             lat = sorted(m.latencies_ms)
+            cpu = m.cpu_us_per_transaction
             rows.append(
                 [
                     workload,
@@ -205,10 +271,25 @@ def run_pgbench(target: BenchTarget, dataset: Dataset, plan: PgbenchPlan) -> str
                     f"{percentile(lat, 0.99):.3f}",
                     m.failed,
                     "—" if variant.as_owner else overhead(m.mean_ms, owner.mean_ms),
+                    f"{cpu:.0f}" if postmaster else "—",
+                    "—"
+                    if variant.as_owner or not postmaster
+                    else overhead(cpu, owner.cpu_us_per_transaction),
                 ]
             )
     return table(
-        ["workload", "role / context", "TPS (median)", "mean ms", "p50 ms", "p99 ms", "failed", "overhead"],
+        [
+            "workload",
+            "role / context",
+            "TPS (median)",
+            "mean ms",
+            "p50 ms",
+            "p99 ms",
+            "failed",
+            "latency overhead",
+            "server CPU µs / txn",
+            "server CPU overhead",
+        ],
         rows,
     )
 

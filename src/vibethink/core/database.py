@@ -2,7 +2,8 @@
 
 Two connections exist: the *owner* (runs migrations, owns every table) and the *app* role (owns
 nothing, lacks BYPASSRLS). Requests only ever use the app role; every transaction sets the RLS
-context with `set_config(..., true)` before its first query.
+context transaction-locally (`SET LOCAL` with its BEGIN, or `set_config(..., true)`) before its
+first query.
 """
 
 from __future__ import annotations
@@ -188,22 +189,24 @@ def _literal(value: str) -> str:
 def context_statement(context: RlsContext) -> str | None:
     """The settings to send with BEGIN, values inlined; None when there is nothing to set.
 
-    A transaction starts with every `app.*` setting unset and the login role, so only the values
-    that differ from that are sent: less for the server to parse on the hot path.
+    `SET LOCAL` is a utility statement: no plan, no executor, no row sent back, unlike
+    `SELECT set_config(...)`, whose parse, plan and result row cost more than the policy check itself
+    (`bench/RESULTS.md`, RLS). A transaction starts with every `app.*` setting unset and the login
+    role, so only the values that differ from that are sent.
     """
     row = context.settings_row()
     names = (("app.tenant_id", "tenant"), ("app.user_id", "user"), ("app.role", "role"))
-    calls = [f"set_config('{name}', {_literal(row[key])}, true)" for name, key in names if row[key]]
+    statements = [f"SET LOCAL {name} = {_literal(row[key])}" for name, key in names if row[key]]
     if context.is_admin:
-        calls.append(f"set_config('role', {_literal(row['db_role'])}, true)")
-    return f"SELECT {', '.join(calls)}" if calls else None
+        statements.append(f"SET LOCAL ROLE {ADMIN_ROLE}")
+    return "; ".join(statements) if statements else None
 
 
 class TenantConnection(asyncpg.Connection):
     """An asyncpg connection that sends a deferred RLS context in the same message as its BEGIN.
 
     `apply_context` on a transaction that has not reached the server yet only records the context;
-    the driver's BEGIN then goes out as `BEGIN; SELECT set_config(...)` (one round trip, not two).
+    the driver's BEGIN then goes out as `BEGIN; SET LOCAL ...` (one round trip, not two).
     A recorded context is dropped at commit, rollback and check-in, so it never outlives its transaction.
     """
 
