@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 from email.message import Message
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tests.compliance.conftest import Ledger, context, deployment, make_ledger, owner
 from tests.compliance.test_reports import Inbox, smtp_server
 from tests.compliance.test_retention import record_at, years_ago
 from vibethink.compliance import service, tasks
 from vibethink.compliance.keys import KeyStore
-from vibethink.compliance.models import Evidence
+from vibethink.compliance.models import Evidence, Report
 from vibethink.compliance.schedule import send_due_reports
 from vibethink.compliance.schemas import SettingsUpdate
 from vibethink.core.database import Database
@@ -64,6 +64,17 @@ class TestTheJobs:
         )
         jobs = {j.name: j.every_seconds for j in default_jobs(settings)}
         assert jobs == {"compliance.scheduled_reports": 60.0, "compliance.retention_purge": 900.0}
+
+    async def test_without_an_smtp_server_the_reports_job_waits_and_builds_nothing(
+        self, db: Database, keys: KeyStore, test_settings: Settings
+    ) -> None:
+        made, _ = await weekly_reports(db, keys)
+        runner = PeriodicRunner(db, tasks.periodic_jobs(test_settings.model_copy(update={"smtp_host": None})))
+        run = await runner.run_job(runner.jobs[0])
+        assert run.ok
+        assert "no SMTP server" in run.summary
+        async with db.transaction(context(made.tenant.id)) as session:
+            assert await session.scalar(select(func.count()).select_from(Report)) == 0
 
 
 class TestScheduledReportsSendThemselves:

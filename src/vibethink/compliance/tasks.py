@@ -84,6 +84,9 @@ def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
     """Scheduled reports and the retention purge, at the intervals the settings give."""
 
     async def send_reports(db: Database) -> str:
+        if not settings.smtp_host:
+            # Nothing could be mailed: building every due report each tick would only be thrown away.
+            return "no SMTP server is configured (VIBETHINK_SMTP_HOST): scheduled reports wait"
         sent = await schedule.send_due_reports(db, settings, key_store(settings))
         return f"{len(sent)} tenant(s) sent their scheduled reports"
 
