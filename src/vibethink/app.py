@@ -25,6 +25,7 @@ from vibethink.core import ops
 from vibethink.core.database import Database
 from vibethink.core.dispatcher import Dispatcher, default_registry
 from vibethink.core.http import install_error_handlers
+from vibethink.core.periodic import PeriodicRunner, default_jobs
 from vibethink.core.settings import Settings, get_settings
 from vibethink.deployments import dashboard as deployment_dashboard
 from vibethink.deployments import http as deployment_http
@@ -83,11 +84,16 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         if settings.in_process_dispatcher:
             dispatcher = Dispatcher(database, default_registry(), worker_id="serve")
             dispatcher_task = asyncio.create_task(dispatcher.run_forever())
+        periodic: PeriodicRunner | None = None
+        if settings.in_process_dispatcher and settings.periodic_jobs:
+            periodic = PeriodicRunner(database, default_jobs(settings)).start()
         background = deployment_tasks.Background(database).start()
         try:
             yield
         finally:
             await background.stop()
+            if periodic is not None:
+                await periodic.stop()
             if dispatcher is not None and dispatcher_task is not None:
                 dispatcher.stop()
                 with contextlib.suppress(asyncio.CancelledError):

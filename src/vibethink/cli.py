@@ -84,8 +84,9 @@ async def _maintain_partitions(settings: object) -> None:
 def worker(
     once: bool = typer.Option(False, help="Deliver what is pending, then exit."),
 ) -> None:
-    """Deliver outbox events to their consumers; several workers may run at once."""
+    """Deliver outbox events to their consumers and run the periodic jobs; several workers may run at once."""
     from vibethink.core.dispatcher import Dispatcher, default_registry
+    from vibethink.core.periodic import PeriodicRunner, default_jobs
 
     settings = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -96,14 +97,20 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, dispatcher.stop)
+        periodic: PeriodicRunner | None = None
         try:
             if once:
                 handled = await dispatcher.drain()
                 typer.echo(f"delivered {handled} event(s)")
             else:
                 typer.echo(f"worker {dispatcher.worker_id} is waiting for events (Ctrl-C stops it)")
+                if settings.periodic_jobs:
+                    # Scheduled reports and the evidence retention purge, beside event delivery.
+                    periodic = PeriodicRunner(db, default_jobs(settings)).start()
                 await dispatcher.run_forever()
         finally:
+            if periodic is not None:
+                await periodic.stop()
             await db.dispose()
 
     try:

@@ -35,6 +35,7 @@ COMPLIANCE_HISTORY = frozenset(
         "compliance_evidence_notes",
         "compliance_assessments",
         "compliance_reports",
+        "compliance_prunings",
     }
 )
 APPEND_ONLY_TABLES = frozenset(
@@ -201,6 +202,23 @@ ROW_OVERRIDES: dict[str, dict[str, str]] = {
     "knowledge_chunks": {"tsv": "'seeded':1"},
     "compliance_reports": {"document": "\\x7b7d", "pdf": "\\x25504446"},
     "compliance_person_keys": {"secret": "\\x00"},
+    # A whole (unpruned) row: its content columns are nullable only for pruned stubs.
+    "compliance_evidence": {
+        "event_type": "SEEDED",
+        "source": "PLATFORM",
+        "event_hash": "0" * 64,
+        "control_id": "CHG-01",
+        "rule_id": "seeded",
+        "rule_version": "1",
+        "kind": "OPERATING",
+        "outcome": "PASS",
+        "occurred_at": "now",
+        "period_start": "now",
+        "period_end": "now",
+        "recorded_at": "now",
+        "observation": "{}",
+        "artifacts": "[]",
+    },
     "revenue_transactions": {
         "currency": "USD",
         "gross_cents": "1000",
@@ -231,11 +249,23 @@ def _next_in_chain(key: str, link: str | None) -> Callable[[dict[str, str] | Non
     return values
 
 
+def _with_fresh(
+    column: str, sequel: Callable[[dict[str, str] | None], dict[str, str]]
+) -> Callable[[dict[str, str] | None], dict[str, str]]:
+    """A sequel that also gives `column` a new UUID (a nullable column inside a unique key)."""
+
+    def values(previous: dict[str, str] | None) -> dict[str, str]:
+        return {**sequel(previous), column: str(uuid.uuid4())}
+
+    return values
+
+
 # Tables whose rows continue a gapless per-tenant sequence: a new row depends on the tenant's last one.
 ROW_SEQUELS: dict[str, Callable[[dict[str, str] | None], dict[str, str]]] = {
-    "compliance_evidence": _next_in_chain("seq", "prev_seq"),
+    "compliance_evidence": _with_fresh("event_id", _next_in_chain("seq", "prev_seq")),
     "compliance_settings": _next_in_chain("version", None),
     "compliance_checkpoints": _next_in_chain("tree_size", None),
+    "compliance_prunings": _next_in_chain("number", None),
 }
 
 

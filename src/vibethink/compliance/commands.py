@@ -1,4 +1,4 @@
-"""`vibethink compliance` (verify, export, keys, plans, reports) and `vibethink events emit`."""
+"""`vibethink compliance` (verify, export, keys, plans, reports, purge) and `vibethink events emit`."""
 
 from __future__ import annotations
 
@@ -91,6 +91,12 @@ def verify(
             f" {report.checkpoints} checkpoints, {report.notes} notes; tree size {report.tree_size},"
             f" root {report.root_hash}; {seconds:.1f} s"
         )
+        if report.pruned_records or report.prunings:
+            typer.echo(
+                f"  {report.pruned_records} records past the retention were pruned by"
+                f" {report.prunings} pruning(s): their hashes, signatures, chain and Merkle"
+                " leaves verified, their content is gone"
+            )
         for warning in report.warnings:
             typer.secho(f"  warning: {warning}", fg=typer.colors.YELLOW)
         if report.first_bad_record is not None:
@@ -252,5 +258,31 @@ def send_reports() -> None:
         for item in sent:
             typer.echo(f"{item.tenant_id}: {', '.join(item.frameworks)} -> {', '.join(item.recipients)}")
         typer.echo(f"{len(sent)} tenant(s) sent")
+
+    _run(work)
+
+
+@compliance_app.command("purge")
+def purge(
+    tenant: str | None = typer.Option(
+        None, help="Only this tenant (slug); default: every tenant with evidence past its retention."
+    ),
+) -> None:
+    """Prune evidence past each tenant's retention (the background runner also does it periodically)."""
+    from vibethink.compliance import retention
+    from vibethink.compliance.keys import key_store
+
+    async def work(db: Database, settings: Settings) -> None:
+        tenant_ids = [await tenant_id_of(db, tenant)] if tenant else None
+        pruned = await retention.purge(
+            db, key_store(settings), tenant_ids=tenant_ids, batch=settings.compliance_purge_batch
+        )
+        for item in pruned:
+            typer.echo(
+                f"{item.tenant_id}: pruning {item.number} emptied {item.records} record(s)"
+                f" {item.first_seq}..{item.last_seq} recorded before {item.cutoff.date()}"
+                f" ({item.retention_years}-year retention), {item.notes} note(s) removed"
+            )
+        typer.echo(f"{sum(p.records for p in pruned)} expired evidence record(s) pruned")
 
     _run(work)

@@ -1,8 +1,10 @@
 """Ledger exports an auditor verifies offline: records, checkpoints with consistency proofs, notes, keys.
 
 An export is a .zip with `manifest.json` (file hashes, the checkpoint it rests on, signed),
-`evidence.jsonl`, `checkpoints.jsonl`, `notes.jsonl`, `keys.json` and `VERIFY.txt`. It is written
-from the database rows as they are, so anything changed behind the ledger's back shows up in it.
+`evidence.jsonl`, `checkpoints.jsonl`, `notes.jsonl`, `prunings.jsonl`, `keys.json` and `VERIFY.txt`.
+It is written from the database rows as they are, so anything changed behind the ledger's back
+shows up in it. A row emptied by a retention pruning is written as its stub (`"pruned"` instead of
+`"record"`: sequence number, chain link, pruning number) with its entry hash and signature.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from typing import IO, Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibethink.compliance import ledger, merkle
+from vibethink.compliance import ledger, merkle, retention
 from vibethink.compliance.canonical import canonical
 from vibethink.compliance.keys import KeyStore
-from vibethink.compliance.models import Checkpoint, Evidence, EvidenceNote
+from vibethink.compliance.models import Checkpoint, Evidence, EvidenceNote, Pruning
 from vibethink.compliance.state import load_state
 from vibethink.compliance.verify import EXPORT_FORMAT
 
@@ -39,9 +41,12 @@ VERIFY_TEXT = """How to verify this export (no access to the platform needed)
 The verifier checks the file hashes and signature of manifest.json; for every record in
 evidence.jsonl, that its content hashes to its entry hash (RFC 8785 canonical JSON, RFC 6962 leaf
 hash), that its Ed25519 signature verifies, that sequence numbers have no gap and that each record
-names the previous record's entry hash; for every checkpoint, its signature, its Merkle root over
-the records it covers and the consistency proof from the previous checkpoint; and the hash of each
-reviewer note. It names the first bad record and exits with status 1 when anything fails.
+names the previous record's entry hash; for every record past the retention whose content was
+pruned, that a signed pruning in prunings.jsonl covers it (its signature over the entry hash and
+its place in the chain and the Merkle tree are still checked); for every checkpoint, its
+signature, its Merkle root over the records it covers and the consistency proof from the previous
+checkpoint; and the hash of each reviewer note. It names the first bad record and exits with
+status 1 when anything fails.
 """
 
 
@@ -82,6 +87,27 @@ def evidence_row(row: Evidence) -> dict[str, Any]:
     return {column.key: getattr(row, column.key) for column in Evidence.__table__.columns}
 
 
+def evidence_line(row: Evidence) -> dict[str, Any]:
+    """A record of the export, or the stub a retention pruning left of it."""
+    if row.pruned_in is not None:
+        return {
+            "pruned": {
+                "tenant_id": str(row.tenant_id),
+                "seq": row.seq,
+                "prev_hash": row.prev_hash,
+                "key_id": row.key_id,
+                "pruning": row.pruned_in,
+            },
+            "entry_hash": row.entry_hash,
+            "signature": row.signature,
+        }
+    return {
+        "record": ledger.record_document(evidence_row(row)),
+        "entry_hash": row.entry_hash,
+        "signature": row.signature,
+    }
+
+
 def note_document(evidence_seq: int, author: str, note: str, created_at: datetime) -> dict[str, Any]:
     return {
         "evidence_seq": evidence_seq,
@@ -96,6 +122,8 @@ async def write_export(
 ) -> ExportSummary:
     """Writes the tenant's whole ledger to `destination` (.zip), after checkpointing its head."""
     state = await load_state(session, tenant_id)
+    # Rows and prunings are read in several statements: no pruning may land between them.
+    await retention.lock_prunings(session, tenant_id, shared=True)
     size = await ledger.head_size(session, tenant_id)
     head: Checkpoint | None = None
     if size:
@@ -124,17 +152,8 @@ async def write_export(
                 if not rows:
                     break
                 for row in rows:
-                    values = evidence_row(row)
                     leaves.append(bytes.fromhex(row.entry_hash))
-                    out.write(
-                        _line(
-                            {
-                                "record": ledger.record_document(values),
-                                "entry_hash": row.entry_hash,
-                                "signature": row.signature,
-                            }
-                        )
-                    )
+                    out.write(_line(evidence_line(row)))
                 after = rows[-1].seq
                 session.expunge_all()
             files["evidence.jsonl"] = {"sha256": out.digest.hexdigest(), "bytes": out.size}
@@ -172,6 +191,16 @@ async def write_export(
                 body = note_document(note.evidence_seq, note.author, note.note, note.created_at)
                 out.write(_line({**body, "note_hash": note.note_hash}))
             files["notes.jsonl"] = {"sha256": out.digest.hexdigest(), "bytes": out.size}
+        prunings = (
+            await session.scalars(
+                select(Pruning).where(Pruning.tenant_id == tenant_id).order_by(Pruning.number)
+            )
+        ).all()
+        with archive.open("prunings.jsonl", "w") as raw:
+            out = _HashingWriter(raw)
+            for pruning in prunings:
+                out.write(_line({"pruning": retention.document_of(pruning), "signature": pruning.signature}))
+            files["prunings.jsonl"] = {"sha256": out.digest.hexdigest(), "bytes": out.size}
         public = {k: base64.b64encode(v).decode() for k, v in keys.public_keys().items()}
         keys_bytes = json.dumps({"keys": public}, indent=2, sort_keys=True).encode()
         archive.writestr("keys.json", keys_bytes)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -139,14 +139,19 @@ def _period(event: IncomingEvent) -> tuple[datetime, datetime]:
     return event.occurred_at, event.occurred_at
 
 
-async def _lock_and_head(
-    session: AsyncSession, tenant_id: uuid.UUID, event_ids: Sequence[uuid.UUID]
-) -> tuple[int, str, set[tuple[uuid.UUID, str]]]:
-    """Serialises the tenant's writers, then reads the chain's head and which (event, control) exist."""
+async def lock_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Serialises everything that changes the tenant's ledger (appends, prunings) until commit."""
     await session.execute(
         text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
         {"key": f"compliance:{tenant_id}"},
     )
+
+
+async def _lock_and_head(
+    session: AsyncSession, tenant_id: uuid.UUID, event_ids: Sequence[uuid.UUID]
+) -> tuple[int, str, set[tuple[uuid.UUID, str]]]:
+    """Serialises the tenant's writers, then reads the chain's head and which (event, control) exist."""
+    await lock_tenant(session, tenant_id)
     rows = (
         await session.execute(
             text(
@@ -179,11 +184,13 @@ async def append(
     state: TenantCompliance | None = None,
     ruleset: RuleSet | None = None,
     checkpoint_every: int = 1000,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> AppendResult:
     """Evidence for `events` of one tenant, in the caller's transaction: one row per (event, control).
 
     Platform events only produce evidence when the tenant's plan and settings turn automatic generation
     on; controls that map to nothing the tenant tracks produce none. Idempotent by (event, control).
+    `clock` says when the rows are recorded (tests of retention move it years back).
     """
     result = AppendResult()
     events = [
@@ -221,7 +228,7 @@ async def append(
         return result
     seq, prev_hash, seen = await _lock_and_head(session, tenant_id, [e.event_id for e, _ in planned])
     signer: SigningKey | None = keys.active() if state.signs else None
-    recorded_at = datetime.now(UTC)
+    recorded_at = clock()
     event_hashes: dict[uuid.UUID, str] = {}
     for event, observation in planned:
         if (event.event_id, observation.control_id) in seen:

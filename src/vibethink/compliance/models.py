@@ -69,11 +69,33 @@ class CustomFramework(Base):
     updated_at: Mapped[datetime] = updated_at_column()
 
 
+# The columns a retention pruning empties: a pruned row keeps only its place in the chain and tree.
+CONTENT_COLUMNS = (
+    "event_id",
+    "event_type",
+    "source",
+    "event_hash",
+    "control_id",
+    "rule_id",
+    "rule_version",
+    "kind",
+    "outcome",
+    "occurred_at",
+    "period_start",
+    "period_end",
+    "recorded_at",
+    "observation",
+    "artifacts",
+)
+_CONTENT = ", ".join(CONTENT_COLUMNS)
+
+
 class Evidence(Base):
     """The ledger: one signed, chained row per (event, control); append-only, even for the owner.
 
     `prev_seq` references the row before, so a sequence cannot have a hole; the chain and the
-    signatures make any edit visible to the offline verifier.
+    signatures make any edit visible to the offline verifier. Past the tenant's retention a signed
+    pruning (`Pruning`) empties a row's content; its hashes and signature stay (`pruned_in` names it).
     """
 
     __tablename__ = "compliance_evidence"
@@ -84,33 +106,49 @@ class Evidence(Base):
         Index("uq_compliance_evidence_event_control", "tenant_id", "event_id", "control_id", unique=True),
         Index("ix_compliance_evidence_tenant_control", "tenant_id", "control_id", "occurred_at"),
         Index("ix_compliance_evidence_tenant_time", "tenant_id", "occurred_at"),
+        Index(
+            "ix_compliance_evidence_unpruned",
+            "tenant_id",
+            "recorded_at",
+            postgresql_where=text("pruned_in IS NULL"),
+        ),
         CheckConstraint(
             "(seq = 1 AND prev_seq IS NULL) OR (seq > 1 AND prev_seq = seq - 1)", name="gapless_sequence"
+        ),
+        CheckConstraint(
+            f"(pruned_in IS NULL AND num_nulls({_CONTENT}) = 0)"
+            f" OR (pruned_in IS NOT NULL AND num_nonnulls({_CONTENT}) = 0)",
+            name="whole_or_pruned",
         ),
     )
 
     tenant_id: Mapped[uuid.UUID] = tenant_id_column()
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     prev_seq: Mapped[int | None] = mapped_column(BigInteger)
-    event_id: Mapped[uuid.UUID]
-    event_type: Mapped[str] = mapped_column(String(80))
-    source: Mapped[str] = mapped_column(String(16))
-    event_hash: Mapped[str] = mapped_column(String(64))
-    control_id: Mapped[str] = mapped_column(String(40))
-    rule_id: Mapped[str] = mapped_column(String(80))
-    rule_version: Mapped[int] = mapped_column(Integer)
-    kind: Mapped[str] = mapped_column(String(12))
-    outcome: Mapped[str] = mapped_column(String(8))
-    occurred_at: Mapped[datetime]
-    period_start: Mapped[datetime]
-    period_end: Mapped[datetime]
-    recorded_at: Mapped[datetime]
-    observation: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    artifacts: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    event_id: Mapped[uuid.UUID | None]
+    event_type: Mapped[str | None] = mapped_column(String(80))
+    source: Mapped[str | None] = mapped_column(String(16))
+    event_hash: Mapped[str | None] = mapped_column(String(64))
+    control_id: Mapped[str | None] = mapped_column(String(40))
+    rule_id: Mapped[str | None] = mapped_column(String(80))
+    rule_version: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str | None] = mapped_column(String(12))
+    outcome: Mapped[str | None] = mapped_column(String(8))
+    occurred_at: Mapped[datetime | None]
+    period_start: Mapped[datetime | None]
+    period_end: Mapped[datetime | None]
+    recorded_at: Mapped[datetime | None]
+    observation: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    artifacts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64))
     key_id: Mapped[str | None] = mapped_column(String(40))
     signature: Mapped[str | None] = mapped_column(String(128))
+    pruned_in: Mapped[int | None] = mapped_column(Integer)
+
+    @property
+    def is_pruned(self) -> bool:
+        return self.pruned_in is not None
 
 
 class Checkpoint(Base):
@@ -125,6 +163,28 @@ class Checkpoint(Base):
     # them with the leaves since, instead of rehashing the whole ledger.
     frontier: Mapped[list[Any]] = mapped_column(JSONB)
     issued_at: Mapped[datetime]
+    key_id: Mapped[str | None] = mapped_column(String(40))
+    signature: Mapped[str | None] = mapped_column(String(128))
+
+
+class Pruning(Base):
+    """A retention pruning: which expired rows lost their content, when, under which retention, signed.
+
+    Written only by `compliance_prune_evidence`; `entries_sha256` is the SHA-256 of the pruned rows'
+    entry hashes (32 bytes each, in sequence order), so the signature binds exactly those rows.
+    """
+
+    __tablename__ = "compliance_prunings"
+
+    tenant_id: Mapped[uuid.UUID] = tenant_id_column()
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    pruned_at: Mapped[datetime]
+    cutoff: Mapped[datetime]
+    retention_years: Mapped[int] = mapped_column(Integer)
+    ranges: Mapped[list[list[int]]] = mapped_column(JSONB)  # [[first seq, last seq], …]
+    records: Mapped[int] = mapped_column(BigInteger)
+    entries_sha256: Mapped[str] = mapped_column(String(64))
+    tree_size: Mapped[int] = mapped_column(BigInteger)
     key_id: Mapped[str | None] = mapped_column(String(40))
     signature: Mapped[str | None] = mapped_column(String(128))
 

@@ -145,7 +145,11 @@ async def dashboard(request: Request, session: DbSession) -> Response:
     recent = (
         await session.scalars(
             select(Evidence)
-            .where(Evidence.tenant_id == principal.tenant_id, Evidence.occurred_at >= since)
+            .where(
+                Evidence.tenant_id == principal.tenant_id,
+                Evidence.pruned_in.is_(None),
+                Evidence.occurred_at >= since,
+            )
             .order_by(Evidence.seq.desc())
             .limit(20)
         )
@@ -156,7 +160,7 @@ async def dashboard(request: Request, session: DbSession) -> Response:
             "title": catalog.controls[r.control_id].title
             if r.control_id in catalog.controls
             else r.control_id,
-            "frameworks": sorted({f for f, _ in state.frameworks_for_control(r.control_id)}),
+            "frameworks": sorted({f for f, _ in state.frameworks_for_control(r.control_id or "")}),
         }
         for r in recent
     ]

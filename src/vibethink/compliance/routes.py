@@ -18,7 +18,7 @@ from sqlalchemy import select
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
-from vibethink.compliance import ledger, plans, readiness, reports, service
+from vibethink.compliance import ledger, plans, readiness, reports, retention, service
 from vibethink.compliance.catalog import load_catalog
 from vibethink.compliance.export import write_export
 from vibethink.compliance.keys import key_store
@@ -43,6 +43,7 @@ from vibethink.compliance.schemas import (
     InclusionProofRead,
     NoteCreate,
     NoteRead,
+    PruningRead,
     PublicKeyRead,
     ReadinessSummary,
     RecordedEvidence,
@@ -70,16 +71,18 @@ MAX_FRAMEWORK_FILE = 512 * 1024
 
 
 def evidence_read(row: Evidence, state: TenantCompliance) -> EvidenceRead:
+    """A live record (the service never hands out a pruned one: its content is gone)."""
     catalog = load_catalog()
-    pairs = state.frameworks_for_control(row.control_id)
-    control = catalog.controls.get(row.control_id)
+    control_id = row.control_id or ""
+    pairs = state.frameworks_for_control(control_id)
+    control = catalog.controls.get(control_id)
     return EvidenceRead(
         seq=row.seq,
         event_id=row.event_id,
         event_type=row.event_type,
         source=row.source,
-        control_id=row.control_id,
-        control_title=control.title if control else row.control_id,
+        control_id=control_id,
+        control_title=control.title if control else control_id,
         frameworks=sorted({f for f, _ in pairs}),
         requirements=[f"{f} {r}" for f, r in pairs],
         rule=f"{row.rule_id}@v{row.rule_version}",
@@ -324,6 +327,36 @@ async def list_checkpoints(
     )
     return Page[CheckpointRead](
         items=[CheckpointRead.model_validate(c) for c in items], next_cursor=next_cursor
+    )
+
+
+@router.get("/prunings")
+async def list_prunings(
+    principal: Reader,
+    session: DbSession,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=32)] = None,
+) -> Page[PruningRead]:
+    """Evidence past the retention whose content was pruned: one signed statement per pruning."""
+    items, next_cursor = await service.prunings_page(session, principal, cursor=cursor, limit=limit)
+    return Page[PruningRead](
+        items=[
+            PruningRead(
+                number=p.number,
+                pruned_at=p.pruned_at,
+                cutoff=p.cutoff,
+                retention_years=p.retention_years,
+                records=p.records,
+                ranges=p.ranges,
+                entries_sha256=p.entries_sha256,
+                tree_size=p.tree_size,
+                key_id=p.key_id,
+                signature=p.signature,
+                document=retention.document_of(p),
+            )
+            for p in items
+        ],
+        next_cursor=next_cursor,
     )
 
 

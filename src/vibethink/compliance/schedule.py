@@ -1,4 +1,10 @@
-"""Scheduled reports: each tenant's chosen frequency, one report per tracked framework, mailed with PDFs."""
+"""Scheduled reports: each tenant's chosen frequency, one report per tracked framework, mailed with PDFs.
+
+The background runner sends them by itself (`tasks.periodic_jobs`); `vibethink compliance
+send-reports` does the same from cron. Several senders may run at once: a tenant's sending is
+claimed with a transaction-scoped advisory lock and its last scheduled report is read again under
+it, so each report is mailed once. The last-sent time is the newest SCHEDULED report's creation.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import text
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibethink.compliance import mailer, reports
 from vibethink.compliance.keys import KeyStore
+from vibethink.compliance.models import Report
 from vibethink.compliance.plans import PLANS, Plan, ReportFrequency
 from vibethink.compliance.state import load_state
 from vibethink.core import outbox
@@ -44,13 +52,32 @@ async def due_tenants(db: Database, now: datetime) -> list[tuple[uuid.UUID, str,
     for r in rows:
         plan = PLANS[Plan(r.tier)]
         frequency = ReportFrequency(r.report_frequency)
-        if not plan.allows_frequency(frequency):
-            continue
-        if r.last_scheduled_at is None or r.last_scheduled_at <= now - timedelta(
-            days=INTERVAL[frequency.value]
-        ):
+        if plan.allows_frequency(frequency) and is_due(r.last_scheduled_at, frequency, now):
             due.append((r.tenant_id, frequency.value, list(r.report_recipients)))
     return due
+
+
+def is_due(last_scheduled_at: datetime | None, frequency: ReportFrequency, now: datetime) -> bool:
+    return last_scheduled_at is None or last_scheduled_at <= now - timedelta(days=INTERVAL[frequency.value])
+
+
+async def _claim(
+    session: AsyncSession, tenant_id: uuid.UUID, frequency: ReportFrequency, now: datetime
+) -> bool:
+    """This sender's turn for the tenant: no other sender holds it, and it is still due once locked."""
+    locked = await session.scalar(
+        text("SELECT pg_try_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"compliance-report:{tenant_id}"},
+    )
+    if not locked:
+        return False
+    # A new statement sees what a sender that held the lock before us committed.
+    last = await session.scalar(
+        select(func.max(Report.created_at)).where(
+            Report.tenant_id == tenant_id, Report.trigger == reports.Trigger.SCHEDULED
+        )
+    )
+    return is_due(last, frequency, now)
 
 
 async def send_due_reports(
@@ -64,6 +91,8 @@ async def send_due_reports(
         context = RlsContext(tenant_id=tenant_id, role="SYSTEM")
         try:
             async with db.transaction(context) as session:
+                if not await _claim(session, tenant_id, ReportFrequency(frequency), now):
+                    continue  # another sender has it, or has just sent it
                 state = await load_state(session, tenant_id)
                 built = []
                 for framework in state.tracked_frameworks:

@@ -183,6 +183,22 @@ class CheckpointRead(BaseModel):
     signature: str | None
 
 
+class PruningRead(BaseModel):
+    """A retention pruning: the signed statement (`document`, canonical JSON signed with Ed25519)."""
+
+    number: int
+    pruned_at: datetime
+    cutoff: datetime
+    retention_years: int
+    records: int
+    ranges: list[list[int]]
+    entries_sha256: str
+    tree_size: int
+    key_id: str | None
+    signature: str | None
+    document: dict[str, Any]
+
+
 class InclusionProofRead(BaseModel):
     seq: int
     leaf_hash: str

@@ -28,6 +28,7 @@ from vibethink.compliance.models import (
     CustomFramework,
     Evidence,
     EvidenceNote,
+    Pruning,
 )
 from vibethink.compliance.plans import Plan
 from vibethink.compliance.rules import clean, plain
@@ -40,11 +41,19 @@ from vibethink.compliance.schemas import (
 )
 from vibethink.compliance.state import CUSTOM_PREFIX, TenantCompliance, load_state
 from vibethink.core import outbox
-from vibethink.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from vibethink.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound, PlatformError
 from vibethink.core.pagination import MAX_PAGE
 from vibethink.tenancy.access import Principal
 
 R = TypeVar("R")
+
+
+class EvidencePruned(PlatformError):
+    status_code = 410
+    code = "evidence_pruned"
+    default_message = "This evidence is past the retention: its content was pruned."
+
+
 DEFAULT_PAGE = 50
 MAX_IMPORT_BYTES = 512 * 1024
 
@@ -394,9 +403,9 @@ async def evidence_page(
     cursor: str | None = None,
     limit: int = DEFAULT_PAGE,
 ) -> EvidencePage:
-    """Newest first by sequence number; the cursor is the last seen sequence number."""
+    """Live records newest first by sequence number; the cursor is the last seen sequence number."""
     state = await guarded_state(session, principal, write=False)
-    query = select(Evidence).where(Evidence.tenant_id == principal.tenant_id)
+    query = select(Evidence).where(Evidence.tenant_id == principal.tenant_id, Evidence.pruned_in.is_(None))
     if control_id is not None:
         query = query.where(Evidence.control_id == control_id)
     if event_id is not None:
@@ -408,12 +417,30 @@ async def evidence_page(
 async def evidence(
     session: AsyncSession, principal: Principal, seq: int
 ) -> tuple[Evidence, TenantCompliance]:
-    """One record and the tenant's state it is read against."""
+    """One live record and the tenant's state it is read against."""
     state = await guarded_state(session, principal, write=False)
     row = await session.get(Evidence, (principal.tenant_id, seq))
     if row is None:
         raise NotFound("No such evidence.")
+    _refuse_pruned(row)
     return row, state
+
+
+def _refuse_pruned(row: Evidence) -> None:
+    if row.pruned_in is not None:
+        raise EvidencePruned(
+            f"Evidence {row.seq} is past the retention: retention pruning {row.pruned_in} removed its"
+            " content and notes; its hashes and signature stay in the ledger and its proofs."
+        )
+
+
+async def prunings_page(
+    session: AsyncSession, principal: Principal, *, cursor: str | None = None, limit: int = DEFAULT_PAGE
+) -> tuple[list[Pruning], str | None]:
+    """The tenant's retention prunings, newest first."""
+    await guarded_state(session, principal, write=False)
+    query = select(Pruning).where(Pruning.tenant_id == principal.tenant_id)
+    return await highest_first(session, query, Pruning.number, cursor=cursor, limit=limit)
 
 
 async def add_note(
@@ -421,8 +448,10 @@ async def add_note(
 ) -> EvidenceNote:
     """A reviewer's note, appended beside the evidence (the evidence itself never changes)."""
     await guarded_state(session, principal, write=True)
-    if await session.get(Evidence, (principal.tenant_id, seq)) is None:
+    record = await session.get(Evidence, (principal.tenant_id, seq))
+    if record is None:
         raise NotFound("No such evidence.")
+    _refuse_pruned(record)
     who = str(principal.user_id or principal.api_key_id)
     author = (await pseudonyms.resolve(session, pepper, principal.tenant_id, [who]))[who]
     created_at = datetime.now(UTC)

@@ -1,4 +1,9 @@
-"""The evidence generator: consumes platform events from the outbox and appends evidence for them."""
+"""Compliance's background work: the evidence generator (an outbox consumer) and periodic jobs.
+
+The generator consumes platform events and appends evidence for them. The periodic jobs, run by
+`vibethink worker` and the in-process runner of `serve`, mail the scheduled reports that are due
+and prune evidence past each tenant's retention.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,12 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibethink.compliance import ledger
+from vibethink.compliance import ledger, retention, schedule
 from vibethink.compliance.keys import KeyStore, key_store
 from vibethink.compliance.rules import load_rules
+from vibethink.core.database import Database
 from vibethink.core.dispatcher import ConsumerRegistry, DeliveredEvent, Handler
+from vibethink.core.periodic import PeriodicJob
 from vibethink.core.settings import Settings, get_settings
 
 CONSUMER: Final = "compliance_evidence"
@@ -71,3 +78,24 @@ def register(registry: ConsumerRegistry, *, settings: Callable[[], Settings] = g
     registry.register(
         CONSUMER, evidence_consumer(settings, key_store), event_types=set(load_rules().event_types)
     )
+
+
+def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
+    """Scheduled reports and the retention purge, at the intervals the settings give."""
+
+    async def send_reports(db: Database) -> str:
+        if not settings.smtp_host:
+            # Nothing could be mailed: building every due report each tick would only be thrown away.
+            return "no SMTP server is configured (VIBETHINK_SMTP_HOST): scheduled reports wait"
+        sent = await schedule.send_due_reports(db, settings, key_store(settings))
+        return f"{len(sent)} tenant(s) sent their scheduled reports"
+
+    async def purge(db: Database) -> str:
+        pruned = await retention.purge(db, key_store(settings), batch=settings.compliance_purge_batch)
+        tenants = len({p.tenant_id for p in pruned})
+        return f"{sum(p.records for p in pruned)} expired evidence record(s) pruned for {tenants} tenant(s)"
+
+    return [
+        PeriodicJob("compliance.scheduled_reports", settings.compliance_reports_every_seconds, send_reports),
+        PeriodicJob("compliance.retention_purge", settings.compliance_purge_every_seconds, purge),
+    ]

@@ -2,8 +2,12 @@
 
 It checks the manifest's file hashes and signature, every record's content hash, signature, sequence
 and chain link, every checkpoint's signature and Merkle root, the consistency proofs between
-checkpoints, and the reviewer notes; it names the first bad record. Records are checked in chunks
-on every core (`workers`), then chunk boundaries and the Merkle tree are checked in order.
+checkpoints, and the reviewer notes; it names the first bad record. A record whose content a
+retention pruning removed is a stub (sequence, chain link, entry hash, signature): its signature,
+chain link and Merkle leaf are checked as any record's, and a signed pruning in `prunings.jsonl`
+must cover it; the pruning's signature binds the entry hashes of exactly the rows it emptied.
+Records are checked in chunks on every core (`workers`), then chunk boundaries and the Merkle
+tree are checked in order.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import itertools
 import json
 import os
 import zipfile
@@ -18,6 +23,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -30,6 +36,8 @@ GENESIS = "0" * 64
 CHUNK = 20_000
 MAX_PROBLEMS = 100
 FILES = ("evidence.jsonl", "checkpoints.jsonl", "notes.jsonl", "keys.json")
+PRUNINGS = "prunings.jsonl"  # in exports of ledgers that ever pruned (older exports lack it)
+PRUNING_TYPE = "vibethink.compliance.pruning/v1"
 
 
 @dataclass
@@ -50,6 +58,8 @@ class Report:
     notes: int = 0
     tree_size: int = 0
     root_hash: str | None = None
+    pruned_records: int = 0  # records whose content a retention pruning removed
+    prunings: int = 0
     keys_trusted: bool = False
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -82,6 +92,8 @@ class Report:
             "notes": self.notes,
             "tree_size": self.tree_size,
             "root_hash": self.root_hash,
+            "pruned_records": self.pruned_records,
+            "prunings": self.prunings,
             "keys_trusted": self.keys_trusted,
             "first_problem": str(self.first_problem) if self.first_problem else None,
             "first_bad_record": str(self.first_bad_record) if self.first_bad_record else None,
@@ -130,6 +142,8 @@ class ChunkResult:
     tenants: set[str]
     signed: int
     problems: list[tuple[str, str]]
+    # (seq, the pruning it names, entry hash, was it signed) of each pruned stub, in order
+    pruned: list[tuple[int, int | None, bytes, bool]] = field(default_factory=list)
 
 
 _KEYS: dict[str, bytes] = {}
@@ -145,17 +159,29 @@ def check_chunk(start_line: int, lines: list[bytes]) -> ChunkResult:
     problems: list[tuple[str, str]] = []
     leaves = bytearray()
     tenants: set[str] = set()
+    pruned: list[tuple[int, int | None, bytes, bool]] = []
     signed = 0
     first_seq = first_prev = last_seq = last_hash = None
     for offset, line in enumerate(lines):
         where = f"line {start_line + offset}"
         try:
             item = json.loads(line)
-            record, entry_hash, signature = item["record"], item["entry_hash"], item.get("signature")
+            entry_hash, signature = item["entry_hash"], item.get("signature")
+            stub = item.get("pruned")
+            record = stub if stub is not None else item["record"]
             seq = int(record["seq"])
             where = f"record {seq}"
             prev = str(record["prev_hash"])
-            leaf = merkle.leaf_hash(canonical(record))
+            if stub is not None:
+                # The content is gone: the entry hash stands as stated, the signature and the
+                # chain and tree around it still check it.
+                leaf = bytes.fromhex(entry_hash)
+                if len(leaf) != 32:
+                    raise ValueError("an entry hash is 32 bytes")
+                number = stub.get("pruning")
+                pruned.append((seq, None if number is None else int(number), leaf, signature is not None))
+            else:
+                leaf = merkle.leaf_hash(canonical(record))
         except (ValueError, KeyError, TypeError) as exc:
             problems.append((where, f"unreadable record ({type(exc).__name__}: {exc})"))
             leaves.extend(b"\0" * 32)
@@ -184,7 +210,16 @@ def check_chunk(start_line: int, lines: list[bytes]) -> ChunkResult:
                 signed += 1
         last_seq, last_hash = seq, leaf.hex()
     return ChunkResult(
-        start_line, first_seq, first_prev, last_seq, last_hash, bytes(leaves), tenants, signed, problems
+        start_line,
+        first_seq,
+        first_prev,
+        last_seq,
+        last_hash,
+        bytes(leaves),
+        tenants,
+        signed,
+        problems,
+        pruned,
     )
 
 
@@ -207,6 +242,113 @@ def _load_keys(raw: bytes) -> dict[str, bytes]:
     return {str(k): base64.b64decode(v) for k, v in keys.items()}
 
 
+@dataclass
+class PruningCheck:
+    """A pruning read from the export, and what the records have shown of it so far."""
+
+    number: int
+    document: dict[str, Any]
+    ranges: list[tuple[int, int]]
+    valid: bool
+    signed: bool
+    seen: int = 0
+    digest: Any = field(default_factory=hashlib.sha256)
+
+    def covers(self, seq: int) -> bool:
+        return any(a <= seq <= b for a, b in self.ranges)
+
+
+def _years_before(moment: datetime, years: int) -> datetime:
+    """The same calendar moment `years` earlier (29 February becomes 28), as PostgreSQL subtracts years."""
+    try:
+        return moment.replace(year=moment.year - years)
+    except ValueError:
+        return moment.replace(year=moment.year - years, day=28)
+
+
+def _check_pruning(item: dict[str, Any], report: Report, keys: dict[str, bytes]) -> PruningCheck:
+    document, signature = item["pruning"], item.get("signature")
+    number = int(document["number"])
+    where = f"pruning {number}"
+    problems_before = len(report.problems)
+    key_id = document.get("key_id")
+    if key_id is not None:
+        public = keys.get(key_id)
+        if public is None or not verify_signature(
+            public, bytes.fromhex(signature or ""), canonical(document)
+        ):
+            report.add(where, f"signature does not verify with key {key_id}")
+    elif signature is not None:
+        report.add(where, "carries a signature but names no key")
+    if document.get("type") != PRUNING_TYPE:
+        report.add(where, f"unknown pruning type {document.get('type')!r}")
+    if report.tenant_id is not None and document.get("tenant_id") != report.tenant_id:
+        report.add(where, "belongs to another tenant")
+    ranges = [(int(a), int(b)) for a, b in document["ranges"]]
+    if any(a > b for a, b in ranges) or any(b >= c for (_, b), (c, _) in itertools.pairwise(ranges)):
+        report.add(where, "its ranges are not ascending and disjoint")
+    if sum(b - a + 1 for a, b in ranges) != int(document["records"]):
+        report.add(where, f"its ranges do not hold the {document['records']} records it names")
+    if ranges and ranges[-1][1] > int(document["tree_size"]):
+        report.add(where, "covers records beyond the ledger it was made on")
+    pruned_at = datetime.fromisoformat(str(document["pruned_at"]))
+    cutoff = datetime.fromisoformat(str(document["cutoff"]))
+    if cutoff > _years_before(pruned_at, int(document["retention_years"])):
+        report.add(where, f"its cutoff is within the {document['retention_years']}-year retention")
+    return PruningCheck(
+        number, document, ranges, valid=len(report.problems) == problems_before, signed=key_id is not None
+    )
+
+
+def _load_prunings(
+    export: Export, manifest: dict[str, Any], report: Report, keys: dict[str, bytes]
+) -> dict[int, PruningCheck]:
+    found: dict[int, PruningCheck] = {}
+    if PRUNINGS not in (manifest.get("files") or {}):
+        return found  # an export without prunings: any pruned stub in it is reported as such
+    with export.open(PRUNINGS) as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                check = _check_pruning(json.loads(line), report, keys)
+            except (ValueError, KeyError, TypeError) as exc:
+                report.add(f"prunings line {number}", f"unreadable pruning ({type(exc).__name__}: {exc})")
+                continue
+            if check.number in found:
+                report.add(f"pruning {check.number}", "appears twice")
+            found[check.number] = check
+            report.prunings += 1
+    return found
+
+
+def _check_stubs(chunk: ChunkResult, report: Report, prunings: dict[int, PruningCheck]) -> None:
+    for seq, number, leaf, signed in chunk.pruned:
+        where = f"record {seq}"
+        report.pruned_records += 1
+        pruning = prunings.get(number) if number is not None else None
+        if pruning is None or not pruning.covers(seq):
+            report.add(where, "its content was removed outside a retention pruning")
+            continue
+        pruning.seen += 1
+        pruning.digest.update(leaf)
+        if not pruning.valid:
+            report.add(where, f"its content was removed by pruning {number}, which does not verify")
+        elif signed and not pruning.signed:
+            report.add(where, f"a signed record was emptied by unsigned pruning {number}")
+
+
+def _close_prunings(report: Report, prunings: dict[int, PruningCheck]) -> None:
+    for pruning in prunings.values():
+        where = f"pruning {pruning.number}"
+        if pruning.seen != int(pruning.document["records"]):
+            report.add(
+                where, f"names {pruning.document['records']} pruned records, the export has {pruning.seen}"
+            )
+        elif pruning.digest.hexdigest() != pruning.document["entries_sha256"]:
+            report.add(where, "the entry hashes of the records it pruned do not match its own")
+
+
 def verify_export(path: Path, *, trusted_keys: Path | None = None, workers: int | None = None) -> Report:
     report = Report()
     export = Export(path)
@@ -227,8 +369,9 @@ def _verify(export: Export, report: Report, trusted_keys: Path | None, workers: 
         report.add("manifest", f"unknown export format {manifest.get('format')!r}")
         return
     report.tenant_id = manifest.get("tenant_id")
-    for name in FILES:
-        expected = (manifest.get("files") or {}).get(name, {}).get("sha256")
+    listed = manifest.get("files") or {}
+    for name in (*FILES, *([PRUNINGS] if PRUNINGS in listed else [])):
+        expected = listed.get(name, {}).get("sha256")
         if not export.exists(name):
             report.add(f"file {name}", "missing from the export")
         elif expected != export.sha256(name):
@@ -250,25 +393,36 @@ def _verify(export: Export, report: Report, trusted_keys: Path | None, workers: 
         public = keys.get(key_id)
         if public is None or not verify_signature(public, bytes.fromhex(signature or ""), canonical(body)):
             report.add("manifest", f"signature does not verify with key {key_id}")
-    leaves = _verify_records(export, report, keys, workers)
+    prunings = _load_prunings(export, manifest, report, keys)
+    leaves = _verify_records(export, report, keys, workers, prunings)
+    _close_prunings(report, prunings)
     _verify_checkpoints(export, report, keys, leaves)
     _verify_notes(export, report)
     if manifest.get("tree_size") != report.records:
         report.add("manifest", f"names {manifest.get('tree_size')} records, the export has {report.records}")
 
 
-def _verify_records(export: Export, report: Report, keys: dict[str, bytes], workers: int) -> list[bytes]:
+def _verify_records(
+    export: Export, report: Report, keys: dict[str, bytes], workers: int, prunings: dict[int, PruningCheck]
+) -> list[bytes]:
     leaves = bytearray()
     previous_seq, previous_hash = 0, GENESIS
     with export.open("evidence.jsonl") as handle:
         chunks = _chunks(handle)
         if workers > 1:
             with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(keys,)) as pool:
-                _merge(_bounded(pool, chunks, 2 * workers), report, leaves, previous_seq, previous_hash)
+                _merge(
+                    _bounded(pool, chunks, 2 * workers), report, leaves, previous_seq, previous_hash, prunings
+                )
         else:
             _init_worker(keys)
             _merge(
-                (check_chunk(s, lines) for s, lines in chunks), report, leaves, previous_seq, previous_hash
+                (check_chunk(s, lines) for s, lines in chunks),
+                report,
+                leaves,
+                previous_seq,
+                previous_hash,
+                prunings,
             )
     return [bytes(leaves[i : i + 32]) for i in range(0, len(leaves), 32)]
 
@@ -291,7 +445,12 @@ def _check_pair(pair: tuple[int, list[bytes]]) -> ChunkResult:
 
 
 def _merge(
-    results: Iterator[ChunkResult], report: Report, leaves: bytearray, previous_seq: int, previous_hash: str
+    results: Iterator[ChunkResult],
+    report: Report,
+    leaves: bytearray,
+    previous_seq: int,
+    previous_hash: str,
+    prunings: dict[int, PruningCheck],
 ) -> None:
     for chunk in results:
         if chunk.first_seq is not None:
@@ -302,6 +461,7 @@ def _merge(
                 report.add(where, "chain broken: prev_hash is not the previous record's entry hash")
         for where, message in chunk.problems:
             report.add(where, message)
+        _check_stubs(chunk, report, prunings)
         if report.tenant_id is not None and chunk.tenants - {report.tenant_id}:
             report.add(f"records from line {chunk.start_line}", "records of another tenant are mixed in")
         leaves.extend(chunk.leaves)

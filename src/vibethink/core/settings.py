@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     compliance_keys_dir: Path | None = None
     compliance_signing_key: str | None = None
     compliance_checkpoint_every: int = Field(default=1000, ge=1)
+    # The background runner (`vibethink worker`, or in-process beside `serve`) runs periodic jobs:
+    # due scheduled reports and the evidence retention purge, each at its own interval.
+    periodic_jobs: bool = True
+    compliance_reports_every_seconds: float = Field(default=600.0, gt=0)
+    compliance_purge_every_seconds: float = Field(default=3600.0, gt=0)
+    compliance_purge_batch: int = Field(default=50_000, ge=1)
 
     # Outgoing e-mail (scheduled compliance reports). No host: reports are kept, not mailed.
     smtp_host: str | None = None
