@@ -30,8 +30,8 @@ from vibethink.core.settings import Settings, get_settings
 from vibethink.deployments import dashboard as deployment_dashboard
 from vibethink.deployments import http as deployment_http
 from vibethink.deployments import pages as deployment_pages
+from vibethink.deployments import resolver as deployment_resolver
 from vibethink.deployments import routes as deployment_routes
-from vibethink.deployments import tasks as deployment_tasks
 from vibethink.talent import routes as talent_routes
 from vibethink.tenancy import pages as tenancy_pages
 from vibethink.tenancy import routes as tenancy_routes
@@ -87,11 +87,12 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         periodic: PeriodicRunner | None = None
         if settings.in_process_dispatcher and settings.periodic_jobs:
             periodic = PeriodicRunner(database, default_jobs(settings)).start()
-        background = deployment_tasks.Background(database).start()
+        # Every process keeps its deployment resolution caches honest (changes arrive by NOTIFY).
+        listener = deployment_resolver.ChangeListener(database).start()
         try:
             yield
         finally:
-            await background.stop()
+            await listener.stop()
             if periodic is not None:
                 await periodic.stop()
             if dispatcher is not None and dispatcher_task is not None:

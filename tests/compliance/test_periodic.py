@@ -63,7 +63,11 @@ class TestTheJobs:
             update={"compliance_reports_every_seconds": 60.0, "compliance_purge_every_seconds": 900.0}
         )
         jobs = {j.name: j.every_seconds for j in default_jobs(settings)}
-        assert jobs == {"compliance.scheduled_reports": 60.0, "compliance.retention_purge": 900.0}
+        assert jobs == {
+            "deployments.schedules": 15.0,
+            "compliance.scheduled_reports": 60.0,
+            "compliance.retention_purge": 900.0,
+        }
 
     async def test_without_an_smtp_server_the_reports_job_waits_and_builds_nothing(
         self, db: Database, keys: KeyStore, test_settings: Settings

@@ -43,8 +43,9 @@ def default_jobs(settings: Settings) -> list[PeriodicJob]:
     """Every domain's periodic jobs. Domains add theirs here as they gain them."""
     # Imported here: the jobs import domain services, which import core.
     from vibethink.compliance import tasks as compliance_tasks
+    from vibethink.deployments import tasks as deployment_tasks
 
-    return [*compliance_tasks.periodic_jobs(settings)]
+    return [*deployment_tasks.periodic_jobs(settings), *compliance_tasks.periodic_jobs(settings)]
 
 
 class PeriodicRunner:
