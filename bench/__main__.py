@@ -1,6 +1,6 @@
 """`python -m bench [all|rls|retrieval|chat|deployments|billing|compliance] [--quick] [--only PARTS]`.
 
-`rls`: RLS overhead and the isolation traps. A full run takes about 8 minutes on 2 cores once the data
+`rls`: RLS overhead and the isolation traps. A full run takes about 20 minutes on 2 cores once the data
 exists (building 1,000 tenants × 1,000 rows takes about a minute, once); `--quick` takes about 2.
 `retrieval`: knowledge search latency over 100,000 chunks of one twin among 1,000 twins (building the
 data takes about 12 minutes, once). `deployments`: deployment resolution, public page times and the
@@ -32,7 +32,7 @@ from bench.datagen import Dataset, ensure_dataset
 from bench.report import machine, tool_version
 from bench.target import bench_target, pg_binary
 
-PARTS = ("db", "wrapper", "api", "traps")
+PARTS = ("db", "policy", "wrapper", "api", "traps")
 COMPLIANCE_PARTS = ("ledger", "api", "outbox", "verify")
 
 
@@ -128,6 +128,13 @@ def run_rls(args: argparse.Namespace, parts: list[str], *, seconds: int, rounds:
                     + rls_overhead.run_pgbench(target, dataset, plan)
                 )
                 print(sections[-1])
+        if "policy" in parts:
+            print("\n## What the policy costs: the by-id query in a PL/pgSQL loop, per role and policy")
+            runs = 10_000 if args.quick else 40_000
+            sections.append(
+                "### The policy's own cost\n\n" + rls_overhead.run_policy(target, dataset, runs=runs)
+            )
+            print(sections[-1])
         if "wrapper" in parts:
             print(
                 "\n## The transaction wrapper through SQLAlchemy (before/after folding set_config into BEGIN)"

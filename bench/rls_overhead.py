@@ -388,3 +388,82 @@ def run_wrapper(target: BenchTarget, dataset: Dataset, *, transactions: int) -> 
             await db.dispose()
 
     return asyncio.run(main())
+
+
+# --- what the policy itself costs: the by-id query in a PL/pgSQL loop, no protocol around it ---------
+
+POLICY_LOOP = """
+DO $loop$
+DECLARE r record; began timestamptz; n int; t int;
+BEGIN
+    began := clock_timestamp();
+    FOR i IN 1 .. {runs} LOOP
+        n := (i * 7919) % {rows} + 1;
+        t := (n - 1) / {per_tenant} + 1;
+        PERFORM set_config('app.tenant_id', '{tenant_prefix}' || ({offset} + t), true);
+        SELECT {columns} INTO r FROM celebrities
+         WHERE tenant_id = ('{tenant_prefix}' || ({offset} + t))::uuid
+           AND id = ('{celebrity_prefix}' || ({offset} + n))::uuid;
+        IF r.id IS NULL THEN
+            RAISE EXCEPTION 'celebrity % not found', n;
+        END IF;
+    END LOOP;
+    RAISE NOTICE '%', extract(epoch FROM clock_timestamp() - began) * 1000000 / {runs};
+END
+$loop$
+"""
+# (label, statements run first in the rolled-back transaction); the owner is a superuser.
+POLICY_SHAPES = (
+    ("owner (superuser: no policy)", ()),
+    ("app role, policy USING (true)", ("ALTER POLICY tenant_isolation ON celebrities USING (true)",)),
+    ("app role, the tenant policy", ()),
+)
+
+
+async def _policy_loop(target: BenchTarget, dataset: Dataset, *, runs: int, rounds: int) -> str:
+    loop = POLICY_LOOP.format(
+        runs=runs,
+        rows=dataset.rows,
+        per_tenant=dataset.rows_per_tenant,
+        tenant_prefix=TENANT_PREFIX,
+        celebrity_prefix=CELEBRITY_PREFIX,
+        offset=ID_OFFSET,
+        columns=COLUMNS,
+    )
+    timings: dict[str, list[float]] = {label: [] for label, _ in POLICY_SHAPES}
+    for round_no in range(rounds):
+        shapes = POLICY_SHAPES[round_no % 3 :] + POLICY_SHAPES[: round_no % 3]
+        for label, setup in shapes:
+            conn = await target.connect_owner()
+            notices: list[str] = []
+            conn.add_log_listener(lambda _c, message, into=notices: into.append(message.message))
+            try:
+                transaction = conn.transaction()
+                await transaction.start()
+                for statement in setup:
+                    await conn.execute(statement)
+                if not label.startswith("owner"):
+                    await conn.execute(f"SET LOCAL ROLE {target.app.username}")
+                await conn.execute(loop)
+                await transaction.rollback()  # the altered policy never outlives the measurement
+            finally:
+                await conn.close()
+            timings[label].append(float(notices[-1]))
+    owner = median(timings[POLICY_SHAPES[0][0]])
+    rows = [
+        [
+            label,
+            f"{runs:,} × {rounds}",
+            f"{median(values):.1f}",
+            f"{min(values):.1f}–{max(values):.1f}",
+            "—" if label.startswith("owner") else f"{median(values) - owner:+.1f} µs",
+        ]
+        for label, values in timings.items()
+    ]
+    return table(["role and policy", "queries", "µs per query (median)", "range", "vs owner"], rows)
+
+
+def run_policy(target: BenchTarget, dataset: Dataset, *, runs: int = 40_000, rounds: int = 9) -> str:
+    """The by-id query's own cost per role and policy, inside one PL/pgSQL loop (context set each time
+    for every role alike), in transactions that roll back."""
+    return asyncio.run(_policy_loop(target, dataset, runs=runs, rounds=rounds))
