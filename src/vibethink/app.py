@@ -116,11 +116,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         app.state.db = db
     app.state.templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
     install_error_handlers(app)
+    # Routes are matched in order: the chat, the busiest by far, before everything else.
+    app.include_router(chat_routes.router, prefix="/api/v1")
     ops.install(app)
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
     install_api_docs(app)
-    # Routes are matched in order: the chat, the busiest by far, first.
-    app.include_router(chat_routes.router, prefix="/api/v1")
     app.include_router(tenancy_routes.router, prefix="/api/v1")
     app.include_router(talent_routes.router, prefix="/api/v1")
     app.include_router(twin_routes.router, prefix="/api/v1")
