@@ -8,9 +8,11 @@ transaction-scoped advisory lock, so sequence numbers are gapless and the chain 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -170,18 +172,36 @@ _ROW_ARRAYS = (
 
 
 async def _lock_and_head(
-    session: AsyncSession, tenant_id: uuid.UUID, event_ids: Sequence[uuid.UUID]
+    session: driver.Bound, tenant_id: uuid.UUID, event_ids: Sequence[uuid.UUID]
 ) -> tuple[int, str, set[tuple[uuid.UUID, str]]]:
     """Serialises the tenant's writers, then reads the chain's head and which (event, control) exist."""
-    await driver.execute(session, _LOCK, f"compliance:{tenant_id}")
+    await session.execute(_LOCK, f"compliance:{tenant_id}")
     seq, head = 0, GENESIS
     seen: set[tuple[uuid.UUID, str]] = set()
-    for r in await driver.fetch(session, _HEAD, tenant_id, list(dict.fromkeys(event_ids))):
+    for r in await session.fetch(_HEAD, tenant_id, list(dict.fromkeys(event_ids))):
         if r[2] is None:
             seq, head = int(r[0]), r[1]
         else:
             seen.add((r[2], r[3]))
     return seq, head, seen
+
+
+# Signing releases the GIL (libsodium through cffi): a batch is signed on another core while the
+# event loop goes on with other work.
+_SIGNERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="evidence-sign")
+SIGN_AWAY_FROM = 8  # rows; below this the hand-over costs more than it saves
+
+
+def _sign_all(signer: SigningKey, digests: list[bytes]) -> list[str | None]:
+    return [signer.sign(d).hex() for d in digests]
+
+
+async def _signatures(signer: SigningKey | None, digests: list[bytes]) -> list[str | None]:
+    if signer is None:
+        return [None] * len(digests)
+    if len(digests) < SIGN_AWAY_FROM:
+        return _sign_all(signer, digests)
+    return await asyncio.get_running_loop().run_in_executor(_SIGNERS, _sign_all, signer, digests)
 
 
 @lru_cache(maxsize=256)
@@ -278,6 +298,7 @@ async def append(
     hashes, signatures) and the insert happen under the tenant's lock.
     """
     result = AppendResult()
+    bound = await driver.bind(session)
     events = [
         replace(
             e,
@@ -286,7 +307,7 @@ async def append(
         )
         for e in events
     ]
-    state = state or await load_state(session, tenant_id)
+    state = state or await load_state(bound, tenant_id)
     ruleset = ruleset or load_rules()
     wanted = [e for e in events if e.source != Source.PLATFORM or state.generates_automatically]
     result.skipped_events = len(events) - len(wanted)
@@ -299,7 +320,7 @@ async def append(
         people |= people_of(ruleset, f)
         if f.actor_ref:
             people.add(f.actor_ref)
-    names = await pseudonyms.resolve(session, pepper, tenant_id, people)
+    names = await pseudonyms.resolve(bound, pepper, tenant_id, people)
 
     def pseudonym(identifier: str) -> str:
         return names.get(identifier) or names[identifier.strip()]
@@ -316,10 +337,11 @@ async def append(
     signer: SigningKey | None = keys.active() if state.signs else None
     drafts = _drafts(tenant_id, planned, signer.key_id if signer else None)
 
-    seq, prev_hash, seen = await _lock_and_head(session, tenant_id, [e.event_id for e, _ in planned])
+    seq, prev_hash, seen = await _lock_and_head(bound, tenant_id, [e.event_id for e, _ in planned])
     recorded_at = datetime.now(UTC)
     recorded = iso(recorded_at)
     rows = result.rows
+    digests: list[bytes] = []
     for draft in drafts:
         row, document = draft.row, draft.document
         key = (row["event_id"], row["control_id"])
@@ -331,18 +353,19 @@ async def append(
         document["prev_hash"] = prev_hash
         document["recorded_at"] = recorded
         digest = merkle.leaf_hash(canonical_plain(document))
+        digests.append(digest)
         prev_hash_of_row, prev_hash = prev_hash, digest.hex()
         row["seq"] = seq
         row["prev_seq"] = seq - 1 if seq > 1 else None
         row["recorded_at"] = recorded_at
         row["prev_hash"] = prev_hash_of_row
         row["entry_hash"] = prev_hash
-        row["signature"] = signer.sign(digest).hex() if signer else None
         rows.append(row)
     if not rows:
         return result
-    await driver.execute(
-        session,
+    for row, signature in zip(rows, await _signatures(signer, digests), strict=True):
+        row["signature"] = signature
+    await bound.execute(
         _INSERT,
         tenant_id,
         recorded_at,
@@ -355,9 +378,17 @@ async def append(
         [r["signature"] for r in rows],
     )
     first = rows[0]["seq"]
-    if (first - 1) // checkpoint_every != seq // checkpoint_every:
-        boundary = seq // checkpoint_every * checkpoint_every
-        result.checkpoint = await issue_checkpoint(session, keys, tenant_id, size=boundary, sign=state.signs)
+    crossed = (first - 1) // checkpoint_every != seq // checkpoint_every
+    boundary = seq // checkpoint_every * checkpoint_every
+    frontier = _TREES.frontier(tenant_id, first - 1, rows[0]["prev_hash"])
+    if frontier is None and crossed:
+        frontier = await _frontier_from_table(bound, tenant_id, first - 1)
+    if frontier is not None:
+        for number, digest in enumerate(digests, start=first):
+            frontier = merkle.extend(frontier, [digest])
+            if crossed and number == boundary:
+                result.checkpoint = await _sign_checkpoint(bound, keys, tenant_id, frontier, sign=state.signs)
+        _TREES.keep(tenant_id, seq, prev_hash, frontier)
     return result
 
 
@@ -381,6 +412,7 @@ async def head_size(session: AsyncSession, tenant_id: uuid.UUID) -> int:
     return int(found or 0)
 
 
+_HEAD_SIZE = "SELECT seq FROM compliance_evidence WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1"
 _LEAVES = (
     "SELECT entry_hash FROM compliance_evidence WHERE tenant_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq"
 )
@@ -395,7 +427,9 @@ _INSERT_CHECKPOINT = (
 )
 
 
-async def leaf_hashes(session: AsyncSession, tenant_id: uuid.UUID, after: int, upto: int) -> list[bytes]:
+async def leaf_hashes(
+    session: AsyncSession | driver.Bound, tenant_id: uuid.UUID, after: int, upto: int
+) -> list[bytes]:
     """Entry hashes of rows `after < seq <= upto`, in order."""
     return [bytes.fromhex(r[0]) for r in await driver.fetch(session, _LEAVES, tenant_id, after, upto)]
 
@@ -410,7 +444,7 @@ async def latest_checkpoint(
 
 
 async def issue_checkpoint(
-    session: AsyncSession,
+    session: AsyncSession | driver.Bound,
     keys: KeyStore,
     tenant_id: uuid.UUID,
     *,
@@ -418,10 +452,13 @@ async def issue_checkpoint(
     sign: bool = True,
 ) -> Checkpoint:
     """A signed Merkle root over the first `size` rows (default: all); an existing one is reused."""
-    size = size if size is not None else await head_size(session, tenant_id)
+    bound = await driver.bind(session)
+    if size is None:
+        found = await bound.fetch(_HEAD_SIZE, tenant_id)
+        size = int(found[0][0]) if found else 0
     if size < 1:
         raise NotFound("The ledger has no evidence yet, so there is nothing to checkpoint.")
-    base = await driver.fetch_one(session, _CHECKPOINT_AT_MOST, tenant_id, size)
+    base = await bound.fetch_one(_CHECKPOINT_AT_MOST, tenant_id, size)
     if base is not None and base["tree_size"] == size:
         return Checkpoint(tenant_id=tenant_id, **base)
     frontier: merkle.Frontier = (
@@ -429,12 +466,19 @@ async def issue_checkpoint(
     )
     start = base["tree_size"] if base is not None else 0
     # Rows this transaction just wrote are visible to it: the leaves come from the table either way.
-    leaves = await leaf_hashes(session, tenant_id, start, size)
-    frontier = merkle.extend(frontier, leaves)
+    frontier = merkle.extend(frontier, await leaf_hashes(bound, tenant_id, start, size))
     if merkle.frontier_size(frontier) != size:
         raise LedgerDamaged(
             f"checkpoint at {size} found {merkle.frontier_size(frontier)} rows: rows are missing"
         )
+    return await _sign_checkpoint(bound, keys, tenant_id, frontier, sign=sign)
+
+
+async def _sign_checkpoint(
+    bound: driver.Bound, keys: KeyStore, tenant_id: uuid.UUID, frontier: merkle.Frontier, *, sign: bool
+) -> Checkpoint:
+    """Signs and stores the checkpoint of the tree `frontier` describes."""
+    size = merkle.frontier_size(frontier)
     issued_at = datetime.now(UTC)
     signer = keys.active() if sign else None
     root_hex = merkle.frontier_root(frontier).hex()
@@ -448,8 +492,7 @@ async def issue_checkpoint(
         key_id=signer.key_id if signer else None,
         signature=signer.sign(canonical(document)).hex() if signer else None,
     )
-    await driver.execute(
-        session,
+    await bound.execute(
         _INSERT_CHECKPOINT,
         tenant_id,
         size,
@@ -460,6 +503,52 @@ async def issue_checkpoint(
         checkpoint.signature,
     )
     return checkpoint
+
+
+async def _frontier_from_table(bound: driver.Bound, tenant_id: uuid.UUID, size: int) -> merkle.Frontier:
+    """The Merkle frontier of the first `size` rows: the last checkpoint's, extended by the rows since."""
+    base = await bound.fetch_one(_CHECKPOINT_AT_MOST, tenant_id, size)
+    frontier: merkle.Frontier = (
+        [(int(s), bytes.fromhex(h)) for s, h in base["frontier"]] if base is not None else []
+    )
+    start = base["tree_size"] if base is not None else 0
+    frontier = merkle.extend(frontier, await leaf_hashes(bound, tenant_id, start, size))
+    if merkle.frontier_size(frontier) != size:
+        raise LedgerDamaged(
+            f"checkpoint after {size} found {merkle.frontier_size(frontier)} rows: rows are missing"
+        )
+    return frontier
+
+
+class _Trees:
+    """Each tenant's Merkle frontier as this process last extended it, keyed by the chain head it ends at.
+
+    The head's entry hash commits to every row before it (each names the previous one's hash), so a
+    frontier whose size and last leaf match the head read under the tenant's lock is the frontier of
+    the stored ledger. Otherwise (another process wrote since, or the transaction that extended it
+    rolled back) it is not used: the next checkpoint reads the table as before.
+    """
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._trees: dict[uuid.UUID, tuple[int, str, merkle.Frontier]] = {}
+
+    def frontier(self, tenant_id: uuid.UUID, size: int, head: str) -> merkle.Frontier | None:
+        known = self._trees.get(tenant_id)
+        if size == 0:
+            return []
+        if known is None or known[0] != size or known[1] != head:
+            return None
+        return known[2]
+
+    def keep(self, tenant_id: uuid.UUID, size: int, head: str, frontier: merkle.Frontier) -> None:
+        self._trees.pop(tenant_id, None)
+        if len(self._trees) >= self.limit:
+            del self._trees[next(iter(self._trees))]
+        self._trees[tenant_id] = (size, head, frontier)
+
+
+_TREES = _Trees()
 
 
 @dataclass(frozen=True, slots=True)

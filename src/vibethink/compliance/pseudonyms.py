@@ -49,7 +49,7 @@ _RESOLVE = """
 
 
 async def resolve(
-    session: AsyncSession, pepper: bytes, tenant_id: uuid.UUID, identifiers: Iterable[str]
+    session: AsyncSession | driver.Bound, pepper: bytes, tenant_id: uuid.UUID, identifiers: Iterable[str]
 ) -> dict[str, str]:
     """Each identifier's pseudonym, creating person keys as needed, in one round trip."""
     wanted = sorted({i for i in identifiers if i})

@@ -157,7 +157,7 @@ def default_settings(plan: Plan) -> dict[str, Any]:
     }
 
 
-async def load_state(session: AsyncSession, tenant_id: uuid.UUID) -> TenantCompliance:
+async def load_state(session: AsyncSession | driver.Bound, tenant_id: uuid.UUID) -> TenantCompliance:
     row = await driver.fetch_one(session, _STATE, tenant_id)
     plan = Plan(row["tier"]) if row is not None else Plan.FREE
     values = default_settings(plan)
