@@ -32,6 +32,7 @@ import httpx
 from bench.target import BenchTarget, bench_target
 from vibethink.compliance import ledger, merkle
 from vibethink.compliance.canonical import canonical
+from vibethink.compliance.export import evidence_line
 from vibethink.compliance.keys import KeyStore, SigningKey
 from vibethink.compliance.verify import EXPORT_FORMAT
 from vibethink.core.database import Database, RlsContext
@@ -264,14 +265,7 @@ def build_export(path: Path, records: int, signer: SigningKey, keys: KeyStore) -
                 }  # fmt: skip
                 document = ledger.record_document(row)
                 leaf = ledger.entry_hash_of(document)
-                line = (
-                    json.dumps(
-                        {"record": document, "entry_hash": leaf.hex(), "signature": signer.sign(leaf).hex()},
-                        ensure_ascii=False,
-                        separators=(",", ":"),
-                    ).encode()
-                    + b"\n"
-                )
+                line = evidence_line(document, leaf.hex(), signer.sign(leaf).hex())
                 raw.write(line)
                 digest.update(line)
                 size += len(line)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import uuid
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -304,6 +309,66 @@ async def as_superuser(url: URL, *statements: tuple[str, tuple[object, ...]]) ->
                 await conn.execute(sql, *args)
     finally:
         await conn.close()
+
+
+def rewrite_records(
+    made: Ledger, source: Path, target: Path, line: Callable[[dict[str, Any]], bytes]
+) -> None:
+    """`source` with every evidence line rewritten by `line`, the manifest updated and signed again."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        manifest = json.loads(old.read("manifest.json"))
+        for name in old.namelist():
+            data = old.read(name)
+            if name == "evidence.jsonl":
+                data = b"".join(line(json.loads(raw)) for raw in data.splitlines())
+                manifest["files"][name]["sha256"] = hashlib.sha256(data).hexdigest()
+            if name != "manifest.json":
+                new.writestr(name, data)
+        manifest.pop("signature")
+        manifest["signature"] = made.keys.active().sign(canonical(manifest)).hex()
+        new.writestr("manifest.json", json.dumps(manifest))
+
+
+class TestTheVerifierReadsRecordsAsWritten:
+    """Records are exported as their canonical bytes; other layouts of the same content still verify."""
+
+    async def test_records_in_another_key_order_with_spaces_verify(
+        self, enterprise: Ledger, tmp_path: Path
+    ) -> None:
+        for _ in range(2):
+            await enterprise.record([deployment()], checkpoint_every=4)
+        original = await export(enterprise, tmp_path)
+        with zipfile.ZipFile(original) as archive:
+            first = archive.read("evidence.jsonl").splitlines()[0]
+        record = json.loads(first)["record"]
+        assert first.startswith(b'{"record":' + canonical(record) + b',"entry_hash":')
+
+        def reordered(item: dict[str, Any]) -> bytes:
+            item["record"] = dict(reversed(item["record"].items()))
+            return json.dumps(item, separators=(", ", ": "), ensure_ascii=True).encode() + b"\n"
+
+        relaid = tmp_path / "relaid.zip"
+        rewrite_records(enterprise, original, relaid, reordered)
+        report = verify_export(relaid, workers=1)
+        assert report.ok, report.problems
+        assert (report.records, report.signed_records) == (6, 6)
+
+    async def test_a_changed_record_in_another_layout_is_still_named(
+        self, enterprise: Ledger, tmp_path: Path
+    ) -> None:
+        await enterprise.record([deployment(), deployment()])
+
+        def changed(item: dict[str, Any]) -> bytes:
+            if item["record"]["seq"] == 4:
+                item["record"]["outcome"] = "FAIL"
+            return json.dumps(item).encode() + b"\n"
+
+        relaid = tmp_path / "changed.zip"
+        rewrite_records(enterprise, await export(enterprise, tmp_path), relaid, changed)
+        report = verify_export(relaid, workers=2)
+        assert str(report.first_problem) == (
+            "record 4: content does not match its entry hash: the record was changed"
+        )
 
 
 class TestTheVerifierCatchesTampering:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -78,6 +79,22 @@ def _line(item: dict[str, Any]) -> bytes:
     return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
+def evidence_line(document: dict[str, Any], entry_hash: str, signature: str | None) -> bytes:
+    """One line of evidence.jsonl: the record as its RFC 8785 bytes (the very bytes its entry hash
+    covers, so a verifier can hash them as they stand), then its entry hash and signature."""
+    return b"".join(
+        (
+            b'{"record":',
+            ledger.record_bytes(document),
+            b',"entry_hash":',
+            orjson.dumps(entry_hash),
+            b',"signature":',
+            orjson.dumps(signature),
+            b"}\n",
+        )
+    )
+
+
 def evidence_row(row: Evidence) -> dict[str, Any]:
     return {column.key: getattr(row, column.key) for column in Evidence.__table__.columns}
 
@@ -126,15 +143,7 @@ async def write_export(
                 for row in rows:
                     values = evidence_row(row)
                     leaves.append(bytes.fromhex(row.entry_hash))
-                    out.write(
-                        _line(
-                            {
-                                "record": ledger.record_document(values),
-                                "entry_hash": row.entry_hash,
-                                "signature": row.signature,
-                            }
-                        )
-                    )
+                    out.write(evidence_line(ledger.record_document(values), row.entry_hash, row.signature))
                 after = rows[-1].seq
                 session.expunge_all()
             files["evidence.jsonl"] = {"sha256": out.digest.hexdigest(), "bytes": out.size}

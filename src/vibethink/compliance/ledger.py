@@ -114,8 +114,13 @@ def record_document(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def record_bytes(document: dict[str, Any]) -> bytes:
+    """The RFC 8785 bytes of a record document: what its entry hash covers."""
+    return canonical_record(document, free_form=("observation", "artifacts"))
+
+
 def entry_hash_of(document: dict[str, Any]) -> bytes:
-    return merkle.leaf_hash(canonical_record(document, free_form=("observation", "artifacts")))
+    return merkle.leaf_hash(record_bytes(document))
 
 
 @dataclass

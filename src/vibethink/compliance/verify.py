@@ -21,13 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import orjson
+
 from vibethink.compliance import merkle
 from vibethink.compliance.canonical import canonical
 from vibethink.compliance.keys import verify_signature
 
 EXPORT_FORMAT = "vibethink-compliance-export/1"
 GENESIS = "0" * 64
-CHUNK = 20_000
+BLOCK = 1 << 22  # bytes of whole lines per task for a worker (about 18,000 records)
+RECORDS = "evidence.jsonl"
 MAX_PROBLEMS = 100
 FILES = ("evidence.jsonl", "checkpoints.jsonl", "notes.jsonl", "keys.json")
 
@@ -133,6 +136,8 @@ class ChunkResult:
 
 
 _KEYS: dict[str, bytes] = {}
+_RECORD_START = b'{"record":'
+_RECORD_END = b',"entry_hash":"'
 
 
 def _init_worker(keys: dict[str, bytes]) -> None:
@@ -140,29 +145,57 @@ def _init_worker(keys: dict[str, bytes]) -> None:
     _KEYS.update(keys)
 
 
-def check_chunk(start_line: int, lines: list[bytes]) -> ChunkResult:
+def _read_line(line: bytes) -> tuple[dict[str, Any], bytes, str, Any]:
+    """(record, leaf hash, claimed entry hash, signature) of one line of evidence.jsonl.
+
+    The exporter writes each record as its canonical bytes, `{"record":<RFC 8785 document>,
+    "entry_hash":…,"signature":…}`: when those bytes hash to the claimed entry hash they are the
+    signed document itself and nothing needs re-encoding. Anything else (another key order, spaces,
+    a changed record) is parsed and canonicalised, and its own hash is what gets compared.
+    """
+    cut = line.rfind(_RECORD_END)
+    if line.startswith(_RECORD_START) and cut > 0:
+        raw = line[len(_RECORD_START) : cut]
+        tail = orjson.loads(b"{" + line[cut + 1 :])
+        entry_hash = tail["entry_hash"]
+        leaf = merkle.leaf_hash(raw)
+        if type(entry_hash) is str and leaf.hex() == entry_hash:
+            record = orjson.loads(raw)
+            if type(record) is dict:
+                return record, leaf, entry_hash, tail.get("signature")
+    item = orjson.loads(line)
+    record = item["record"]
+    return record, merkle.leaf_hash(canonical(record)), item["entry_hash"], item.get("signature")
+
+
+def check_chunk(start_line: int, lines: list[bytes] | bytes) -> ChunkResult:
     """Checks records independently of their neighbours outside the chunk (seq and links inside it)."""
+    if isinstance(lines, bytes):
+        lines = lines.split(b"\n")
     problems: list[tuple[str, str]] = []
     leaves = bytearray()
     tenants: set[str] = set()
     signed = 0
     first_seq = first_prev = last_seq = last_hash = None
-    for offset, line in enumerate(lines):
-        where = f"line {start_line + offset}"
+    number = start_line - 1
+    for line in lines:
+        number += 1
+        if not line.strip():
+            continue
+        where = f"line {number}"
         try:
-            item = json.loads(line)
-            record, entry_hash, signature = item["record"], item["entry_hash"], item.get("signature")
+            record, leaf, entry_hash, signature = _read_line(line)
             seq = int(record["seq"])
             where = f"record {seq}"
             prev = str(record["prev_hash"])
-            leaf = merkle.leaf_hash(canonical(record))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:  # orjson.JSONDecodeError is a ValueError
             problems.append((where, f"unreadable record ({type(exc).__name__}: {exc})"))
             leaves.extend(b"\0" * 32)
             continue
         leaves.extend(leaf)
         tenants.add(str(record.get("tenant_id")))
-        if leaf.hex() != entry_hash:
+        leaf_hex = leaf.hex()
+        if leaf_hex != entry_hash:
             problems.append((where, "content does not match its entry hash: the record was changed"))
         if last_seq is not None:
             if seq != last_seq + 1:
@@ -182,23 +215,34 @@ def check_chunk(start_line: int, lines: list[bytes]) -> ChunkResult:
                 problems.append((where, f"signature does not verify with key {key_id}"))
             else:
                 signed += 1
-        last_seq, last_hash = seq, leaf.hex()
+        last_seq, last_hash = seq, leaf_hex
     return ChunkResult(
         start_line, first_seq, first_prev, last_seq, last_hash, bytes(leaves), tenants, signed, problems
     )
 
 
-def _chunks(handle: BinaryIO) -> Iterator[tuple[int, list[bytes]]]:
-    batch: list[bytes] = []
-    start = 1
-    for number, line in enumerate(handle, start=1):
-        if line.strip():
-            batch.append(line)
-        if len(batch) >= CHUNK:
-            yield start, batch
-            batch, start = [], number + 1
-    if batch:
-        yield start, batch
+def _blocks(handle: BinaryIO, digest: Any) -> Iterator[tuple[int, bytes]]:
+    """Whole lines, about BLOCK bytes at a time, with the number of their first line.
+
+    The file is read once: its SHA-256 (for the manifest check) is taken from the same reads.
+    """
+    carry = b""
+    line = 1
+    while True:
+        data = handle.read(BLOCK)
+        if not data:
+            break
+        digest.update(data)
+        data = carry + data
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            carry = data
+            continue
+        block, carry = data[:cut], data[cut:]
+        yield line, block
+        line += block.count(b"\n")
+    if carry:
+        yield line, carry
 
 
 def _load_keys(raw: bytes) -> dict[str, bytes]:
@@ -227,11 +271,11 @@ def _verify(export: Export, report: Report, trusted_keys: Path | None, workers: 
         report.add("manifest", f"unknown export format {manifest.get('format')!r}")
         return
     report.tenant_id = manifest.get("tenant_id")
+    expected = {name: (manifest.get("files") or {}).get(name, {}).get("sha256") for name in FILES}
     for name in FILES:
-        expected = (manifest.get("files") or {}).get(name, {}).get("sha256")
         if not export.exists(name):
             report.add(f"file {name}", "missing from the export")
-        elif expected != export.sha256(name):
+        elif name != RECORDS and expected[name] != export.sha256(name):
             report.add(f"file {name}", "its SHA-256 does not match the manifest")
     if trusted_keys is not None:
         keys = _load_keys(trusted_keys.read_bytes())
@@ -250,49 +294,78 @@ def _verify(export: Export, report: Report, trusted_keys: Path | None, workers: 
         public = keys.get(key_id)
         if public is None or not verify_signature(public, bytes.fromhex(signature or ""), canonical(body)):
             report.add("manifest", f"signature does not verify with key {key_id}")
-    leaves = _verify_records(export, report, keys, workers)
-    _verify_checkpoints(export, report, keys, leaves)
+    checkpoints = _read_checkpoints(export)
+    if export.exists(RECORDS):
+        trees = _Trees({int(item["checkpoint"]["tree_size"]) for item in checkpoints})
+        found = _verify_records(export, report, keys, workers, trees)
+        if found != expected[RECORDS]:
+            # Named first, as the other files' hashes are: the file itself is not what was exported.
+            problem = Problem(f"file {RECORDS}", "its SHA-256 does not match the manifest")
+            report.problems.insert(0, problem)
+            del report.problems[MAX_PROBLEMS:]
+        _verify_checkpoints(report, keys, checkpoints, trees)
     _verify_notes(export, report)
     if manifest.get("tree_size") != report.records:
         report.add("manifest", f"names {manifest.get('tree_size')} records, the export has {report.records}")
 
 
-def _verify_records(export: Export, report: Report, keys: dict[str, bytes], workers: int) -> list[bytes]:
-    leaves = bytearray()
-    previous_seq, previous_hash = 0, GENESIS
-    with export.open("evidence.jsonl") as handle:
-        chunks = _chunks(handle)
+class _Trees:
+    """The Merkle frontier over the records as they arrive, with the root at every checkpoint's size."""
+
+    def __init__(self, sizes: set[int]) -> None:
+        self.sizes = sorted(sizes)
+        self.roots: dict[int, bytes] = {}
+        self.frontier: merkle.Frontier = []
+        self.size = 0
+        self._next = 0
+
+    def extend(self, leaves: bytes) -> None:
+        hashes = [leaves[i : i + 32] for i in range(0, len(leaves), 32)]
+        done = 0
+        while self._next < len(self.sizes) and self.sizes[self._next] <= self.size + len(hashes):
+            target = self.sizes[self._next]
+            if target > self.size:
+                self.frontier = merkle.extend(self.frontier, hashes[done : done + target - self.size])
+                done += target - self.size
+                self.size = target
+            if target > 0:
+                self.roots[target] = merkle.frontier_root(self.frontier)
+            self._next += 1
+        self.frontier = merkle.extend(self.frontier, hashes[done:])
+        self.size += len(hashes) - done
+
+
+def _verify_records(
+    export: Export, report: Report, keys: dict[str, bytes], workers: int, trees: _Trees
+) -> str:
+    """Checks every record on `workers` processes; returns the SHA-256 of evidence.jsonl."""
+    digest = hashlib.sha256()
+    with export.open(RECORDS) as handle:
+        blocks = _blocks(handle, digest)
         if workers > 1:
             with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(keys,)) as pool:
-                _merge(_bounded(pool, chunks, 2 * workers), report, leaves, previous_seq, previous_hash)
+                _merge(_bounded(pool, blocks, 2 * workers), report, trees)
         else:
             _init_worker(keys)
-            _merge(
-                (check_chunk(s, lines) for s, lines in chunks), report, leaves, previous_seq, previous_hash
-            )
-    return [bytes(leaves[i : i + 32]) for i in range(0, len(leaves), 32)]
+            _merge((check_chunk(start, block) for start, block in blocks), report, trees)
+    return digest.hexdigest()
 
 
 def _bounded(
-    pool: ProcessPoolExecutor, chunks: Iterator[tuple[int, list[bytes]]], window: int
+    pool: ProcessPoolExecutor, chunks: Iterator[tuple[int, bytes]], window: int
 ) -> Iterator[ChunkResult]:
     """Results in order, with at most `window` chunks read ahead: memory stays flat for any export size."""
     pending: deque[Future[ChunkResult]] = deque()
-    for chunk in chunks:
-        pending.append(pool.submit(_check_pair, chunk))
+    for start, block in chunks:
+        pending.append(pool.submit(check_chunk, start, block))
         if len(pending) >= window:
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
 
 
-def _check_pair(pair: tuple[int, list[bytes]]) -> ChunkResult:
-    return check_chunk(*pair)
-
-
-def _merge(
-    results: Iterator[ChunkResult], report: Report, leaves: bytearray, previous_seq: int, previous_hash: str
-) -> None:
+def _merge(results: Iterator[ChunkResult], report: Report, trees: _Trees) -> None:
+    previous_seq, previous_hash = 0, GENESIS
     for chunk in results:
         if chunk.first_seq is not None:
             where = f"record {chunk.first_seq}"
@@ -304,57 +377,62 @@ def _merge(
             report.add(where, message)
         if report.tenant_id is not None and chunk.tenants - {report.tenant_id}:
             report.add(f"records from line {chunk.start_line}", "records of another tenant are mixed in")
-        leaves.extend(chunk.leaves)
+        trees.extend(chunk.leaves)
         report.records += len(chunk.leaves) // 32
         report.signed_records += chunk.signed
         if chunk.last_seq is not None:
             previous_seq, previous_hash = chunk.last_seq, chunk.last_hash or ""
 
 
-def _verify_checkpoints(export: Export, report: Report, keys: dict[str, bytes], leaves: list[bytes]) -> None:
-    previous: dict[str, Any] | None = None
-    frontier: merkle.Frontier = []
+def _read_checkpoints(export: Export) -> list[dict[str, Any]]:
+    if not export.exists("checkpoints.jsonl"):
+        return []
     with export.open("checkpoints.jsonl") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            item = json.loads(line)
-            document, signature = item["checkpoint"], item.get("signature")
-            size = int(document["tree_size"])
-            where = f"checkpoint {size}"
-            report.checkpoints += 1
-            key_id = document.get("key_id")
-            if key_id is not None:
-                public = keys.get(key_id)
-                if public is None or not verify_signature(
-                    public, bytes.fromhex(signature or ""), canonical(document)
-                ):
-                    report.add(where, f"signature does not verify with key {key_id}")
-            if size > len(leaves):
-                report.add(where, f"covers {size} records but the export has {len(leaves)}")
-                continue
-            done = merkle.frontier_size(frontier)
-            if size < done:
-                report.add(where, "checkpoints are out of order")
-                continue
-            frontier = merkle.extend(frontier, leaves[done:size])
-            root = merkle.frontier_root(frontier).hex()
-            if root != document["root_hash"]:
-                report.add(where, "its Merkle root does not match the records it covers")
-            if previous is not None:
-                proof = [bytes.fromhex(p) for p in item.get("consistency_proof") or []]
-                if not merkle.verify_consistency(
-                    int(previous["tree_size"]),
-                    size,
-                    bytes.fromhex(previous["root_hash"]),
-                    bytes.fromhex(document["root_hash"]),
-                    proof,
-                ):
-                    report.add(where, f"consistency proof from {previous['tree_size']} does not verify")
-            previous = document
-            report.tree_size, report.root_hash = size, document["root_hash"]
-    if leaves and report.tree_size != len(leaves):
-        report.add("checkpoints", f"the last checkpoint covers {report.tree_size} of {len(leaves)} records")
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _verify_checkpoints(
+    report: Report, keys: dict[str, bytes], checkpoints: list[dict[str, Any]], trees: _Trees
+) -> None:
+    previous: dict[str, Any] | None = None
+    done = 0
+    for item in checkpoints:
+        document, signature = item["checkpoint"], item.get("signature")
+        size = int(document["tree_size"])
+        where = f"checkpoint {size}"
+        report.checkpoints += 1
+        key_id = document.get("key_id")
+        if key_id is not None:
+            public = keys.get(key_id)
+            if public is None or not verify_signature(
+                public, bytes.fromhex(signature or ""), canonical(document)
+            ):
+                report.add(where, f"signature does not verify with key {key_id}")
+        if size > report.records:
+            report.add(where, f"covers {size} records but the export has {report.records}")
+            continue
+        if size < done:
+            report.add(where, "checkpoints are out of order")
+            continue
+        done = size
+        root = trees.roots[size].hex() if size in trees.roots else merkle.EMPTY_ROOT.hex()
+        if root != document["root_hash"]:
+            report.add(where, "its Merkle root does not match the records it covers")
+        if previous is not None:
+            proof = [bytes.fromhex(p) for p in item.get("consistency_proof") or []]
+            if not merkle.verify_consistency(
+                int(previous["tree_size"]),
+                size,
+                bytes.fromhex(previous["root_hash"]),
+                bytes.fromhex(document["root_hash"]),
+                proof,
+            ):
+                report.add(where, f"consistency proof from {previous['tree_size']} does not verify")
+        previous = document
+        report.tree_size, report.root_hash = size, document["root_hash"]
+    if report.records and report.tree_size != report.records:
+        covered = f"the last checkpoint covers {report.tree_size} of {report.records} records"
+        report.add("checkpoints", covered)
 
 
 def _verify_notes(export: Export, report: Report) -> None:
