@@ -194,9 +194,15 @@ class KeyStore:
 
 
 _stores: dict[tuple[Path, str | None], KeyStore] = {}
+_by_settings: dict[tuple[Path | None, Path, str | None], KeyStore] = {}
 
 
 def key_store(settings: Settings) -> KeyStore:
-    """One store per key folder and seed in this process, so the active key is read once."""
-    store = KeyStore.from_settings(settings)
-    return _stores.setdefault((store.directory, store.env_seed), store)
+    """One store per key folder and seed in this process, so the active key is read once (and the
+    folder's path resolved once per setting, not on every request)."""
+    wanted = (settings.compliance_keys_dir, settings.data_dir, settings.compliance_signing_key)
+    found = _by_settings.get(wanted)
+    if found is None:
+        store = KeyStore.from_settings(settings)
+        found = _by_settings[wanted] = _stores.setdefault((store.directory, store.env_seed), store)
+    return found
