@@ -1,10 +1,11 @@
 """Compliance evidence: events → signed, chained evidence rows, and offline verification of a big export.
 
 * `ledger`: events of several ENTERPRISE tenants (five frameworks enabled, signing on) appended by
-  concurrent writers through `ledger.append`, each call one transaction of a batch of events: rows/s
-  and the latency from an event's arrival to its evidence being committed.
-* `api`: the same through `POST /api/v1/compliance/events` on a uvicorn server (API keys, JSON,
-  validation, auth), batches of events per request, several clients in flight.
+  concurrent writers through `ledger.append` in one or more writer processes (one tenant per writer),
+  each call one transaction of a batch of events: rows/s and the latency from an event's arrival to
+  its evidence being committed. A warm-up is not counted.
+* `api`: the same through `POST /api/v1/compliance/events` on one or more `vibethink serve` processes
+  (API keys, JSON, validation, auth), batches of events per request, several clients in flight.
 * `outbox`: platform events written to the outbox and turned into evidence by one dispatcher.
 * `verify`: `vibethink compliance verify` on a 1,000,000-record export (built once under bench/out/
   with the platform's own record, signing and checkpoint code), on every core.
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import hashlib
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -32,6 +35,7 @@ import httpx
 from bench.target import BenchTarget, bench_target
 from vibethink.compliance import ledger, merkle
 from vibethink.compliance.canonical import canonical
+from vibethink.compliance.export import evidence_line
 from vibethink.compliance.keys import KeyStore, SigningKey
 from vibethink.compliance.verify import EXPORT_FORMAT
 from vibethink.core.database import Database, RlsContext
@@ -106,66 +110,133 @@ async def make_tenants(target: BenchTarget, count: int) -> list[tuple[uuid.UUID,
     return made
 
 
-async def run_ledger(target: BenchTarget, keys: KeyStore, *, writers: int, batch: int, seconds: float) -> str:
-    tenants = await make_tenants(target, writers)
-    db = Database(target.settings, owner=target.owner)
-    latencies: list[float] = []
-    rows = 0
-    stop = time.perf_counter() + seconds
+def _events(n: int, batch: int) -> list[ledger.IncomingEvent]:
+    return [
+        ledger.IncomingEvent(
+            uuid.uuid4(), "CODE_DEPLOYMENT", datetime.now(UTC), deployment(n + i),
+            ledger.Source.EXTERNAL, None, "john.doe@vibethink.com",
+        )
+        for i in range(batch)
+    ]  # fmt: skip
 
-    async def writer(tenant_id: uuid.UUID) -> None:
-        nonlocal rows
-        n = 0
-        while time.perf_counter() < stop:
-            arrived = time.perf_counter()
-            events = [
-                ledger.IncomingEvent(
-                    uuid.uuid4(), "CODE_DEPLOYMENT", datetime.now(UTC), deployment(n + i),
-                    ledger.Source.EXTERNAL, None, "john.doe@vibethink.com",
-                )
-                for i in range(batch)
-            ]  # fmt: skip
-            n += batch
-            async with db.transaction(RlsContext(tenant_id=tenant_id, role="SYSTEM")) as session:
-                result = await ledger.append(session, keys, PEPPER, tenant_id, events, checkpoint_every=1000)
-            latencies.append((time.perf_counter() - arrived) * 1000)
-            rows += result.count
 
-    started = time.perf_counter()
-    try:
-        await asyncio.gather(*(writer(t) for t, _ in tenants))
-    finally:
-        await db.dispose()
-    elapsed = time.perf_counter() - started
+def _ledger_process(
+    target: BenchTarget,
+    tenants: list[uuid.UUID],
+    batch: int,
+    seconds: float,
+    start: Any,
+    results: Any,
+) -> None:
+    """One writer process: a writer (coroutine) per tenant, each call one transaction of `batch` events.
+
+    Like `vibethink serve` and `worker`, it freezes its startup objects out of the collector's full
+    passes once warm; the calls made while warming up are not counted.
+    """
+
+    async def main() -> tuple[int, list[float], float]:
+        keys = KeyStore(OUT / "bench-keys")
+        db = Database(target.settings, owner=target.owner)
+        latencies: list[float] = []
+        rows = 0
+        counting = False
+        stop = 0.0
+
+        async def writer(tenant_id: uuid.UUID, until: float) -> None:
+            nonlocal rows
+            n = 0
+            while time.perf_counter() < until:
+                arrived = time.perf_counter()
+                events = _events(n, batch)
+                n += batch
+                async with db.transaction(RlsContext(tenant_id=tenant_id, role="SYSTEM")) as session:
+                    result = await ledger.append(
+                        session, keys, PEPPER, tenant_id, events, checkpoint_every=1000
+                    )
+                if counting:
+                    latencies.append((time.perf_counter() - arrived) * 1000)
+                    rows += result.count
+
+        try:
+            await asyncio.gather(*(writer(t, time.perf_counter() + 1.5) for t in tenants))  # warm-up
+            gc.collect()
+            gc.freeze()
+            await asyncio.get_running_loop().run_in_executor(None, start.wait)
+            counting = True
+            began = time.perf_counter()
+            stop = began + seconds
+            await asyncio.gather(*(writer(t, stop) for t in tenants))
+            return rows, latencies, time.perf_counter() - began
+        finally:
+            await db.dispose()
+
+    results.put(asyncio.run(main()))
+
+
+def run_ledger(target: BenchTarget, *, processes: int, writers: int, batch: int, seconds: float) -> str:
+    """`processes` writer processes with `writers` tenants each, writing concurrently for `seconds`."""
+    tenants = asyncio.run(make_tenants(target, processes * writers))
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(processes)
+    results = context.Queue()
+    children = [
+        context.Process(
+            target=_ledger_process,
+            args=(
+                target,
+                [t for t, _ in tenants[i * writers : (i + 1) * writers]],
+                batch,
+                seconds,
+                start,
+                results,
+            ),
+        )
+        for i in range(processes)
+    ]
+    for child in children:
+        child.start()
+    outcomes = [results.get(timeout=seconds + 120) for _ in children]
+    for child in children:
+        child.join(timeout=30)
+    rows = sum(r for r, _, _ in outcomes)
+    latencies = [ms for _, values, _ in outcomes for ms in values]
+    elapsed = max(e for _, _, e in outcomes)
     return (
-        f"| ledger.append | {writers} | {batch} | {rows:,} | {rows / elapsed:,.0f} |"
+        f"| ledger.append | {processes} | {processes * writers} | {batch} | {rows:,}"
+        f" | {rows / elapsed:,.0f} |"
         f" {statistics.median(latencies):.1f} | {percentile(latencies, 99):.1f} |"
     )
 
 
-def run_api(target: BenchTarget, *, clients: int, batch: int, seconds: float) -> str:
+def run_api(target: BenchTarget, *, servers: int, clients: int, batch: int, seconds: float) -> str:
+    """`clients` concurrent clients (one tenant and API key each) over `servers` server processes."""
     tenants = asyncio.run(make_tenants(target, clients))
-    port = 18000 + os.getpid() % 1000
-    env = {**os.environ, **target.service_env(as_owner=False), "VIBETHINK_PORT": str(port)}
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "vibethink"), "serve", "--no-migrate", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+    ports = [18000 + (os.getpid() + 7 * i) % 1000 for i in range(servers)]
+    env = {**os.environ, **target.service_env(as_owner=False)}
+    processes = [
+        subprocess.Popen(
+            [str(Path(sys.executable).parent / "vibethink"), "serve", "--no-migrate", "--port", str(port)],
+            env={**env, "VIBETHINK_PORT": str(port)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
+        for base in bases:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.3)
         latencies: list[float] = []
         rows = 0
+        counting = False
 
-        async def client(key: str, stop: float) -> None:
+        async def client(base: str, key: str, stop: float) -> None:
             nonlocal rows
             n = 0
             async with httpx.AsyncClient(
@@ -182,27 +253,32 @@ def run_api(target: BenchTarget, *, clients: int, batch: int, seconds: float) ->
                     n += batch
                     sent = time.perf_counter()
                     response = await http.post("/api/v1/compliance/events", json=body)
-                    latencies.append((time.perf_counter() - sent) * 1000)
                     if response.status_code != 201:
                         raise RuntimeError(response.text)
-                    rows += len(response.json()["evidence"])
+                    if counting:
+                        latencies.append((time.perf_counter() - sent) * 1000)
+                        rows += len(response.json()["evidence"])
 
         async def main() -> float:
-            await client(tenants[0][1], time.perf_counter() + 2)  # warm-up
-            latencies.clear()
-            nonlocal rows
-            rows = 0
+            nonlocal counting
+            pairs = [(bases[i % servers], key) for i, (_, key) in enumerate(tenants)]
+            warm = time.perf_counter() + 2
+            await asyncio.gather(*(client(base, key, warm) for base, key in pairs))  # warm-up
+            counting = True
             started = time.perf_counter()
             stop = started + seconds
-            await asyncio.gather(*(client(key, stop) for _, key in tenants))
+            await asyncio.gather(*(client(base, key, stop) for base, key in pairs))
             return time.perf_counter() - started
 
         elapsed = asyncio.run(main())
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        for server in processes:
+            server.terminate()
+        for server in processes:
+            server.wait(timeout=20)
     return (
-        f"| POST /compliance/events (HTTP) | {clients} | {batch} | {rows:,} | {rows / elapsed:,.0f} |"
+        f"| POST /compliance/events (HTTP) | {servers} | {clients} | {batch} | {rows:,}"
+        f" | {rows / elapsed:,.0f} |"
         f" {statistics.median(latencies):.1f} | {percentile(latencies, 99):.1f} |"
     )
 
@@ -229,7 +305,7 @@ async def run_outbox(target: BenchTarget, *, events: int) -> str:
             count = (await session.execute(text("SELECT count(*) FROM compliance_evidence"))).scalar_one()
     finally:
         await db.dispose()
-    return f"| outbox → dispatcher (1 worker) | 1 | 1 | {count:,} | {count / elapsed:,.0f} | - | - |"
+    return f"| outbox → dispatcher (1 worker) | 1 | 1 | 1 | {count:,} | {count / elapsed:,.0f} | - | - |"
 
 
 # ------------------------------------------------------------------ a 1,000,000-record export
@@ -264,14 +340,7 @@ def build_export(path: Path, records: int, signer: SigningKey, keys: KeyStore) -
                 }  # fmt: skip
                 document = ledger.record_document(row)
                 leaf = ledger.entry_hash_of(document)
-                line = (
-                    json.dumps(
-                        {"record": document, "entry_hash": leaf.hex(), "signature": signer.sign(leaf).hex()},
-                        ensure_ascii=False,
-                        separators=(",", ":"),
-                    ).encode()
-                    + b"\n"
-                )
+                line = evidence_line(document, leaf.hex(), signer.sign(leaf).hex())
                 raw.write(line)
                 digest.update(line)
                 size += len(line)
@@ -339,26 +408,30 @@ def run_verify(records: int) -> str:
     )
 
 
+# (processes, writers per process, events per call) and (servers, clients, events per request)
+LEDGER_RUNS = ((1, 2, 10), (1, 4, 10), (2, 1, 10), (2, 2, 10), (2, 2, 50), (2, 4, 1))
+API_RUNS = ((1, 4, 50), (2, 4, 50), (2, 4, 10), (2, 8, 1))
+
+
 def run(*, quick: bool, parts: list[str], records: int) -> str:
     seconds = 5.0 if quick else 15.0
     out = []
     with bench_target() as target:
-        keys = KeyStore(OUT / "bench-keys")
         header = (
-            "| path | writers / clients | events per call | evidence rows | rows/s"
+            "| path | processes | writers / clients | events per call | evidence rows | rows/s"
             " | p50 ms per call | p99 ms per call |\n"
-            "|---|---|---|---|---|---|---|"
+            "|---|---|---|---|---|---|---|---|"
         )
         lines = []
         if "ledger" in parts:
-            for writers, batch in ((2, 50), (4, 50), (4, 10), (8, 1)):
+            for processes, writers, batch in LEDGER_RUNS:
                 lines.append(
-                    asyncio.run(run_ledger(target, keys, writers=writers, batch=batch, seconds=seconds))
+                    run_ledger(target, processes=processes, writers=writers, batch=batch, seconds=seconds)
                 )
                 print(lines[-1], flush=True)
         if "api" in parts:
-            for clients, batch in ((4, 50), (8, 10), (8, 1)):
-                lines.append(run_api(target, clients=clients, batch=batch, seconds=seconds))
+            for servers, clients, batch in API_RUNS:
+                lines.append(run_api(target, servers=servers, clients=clients, batch=batch, seconds=seconds))
                 print(lines[-1], flush=True)
         if "outbox" in parts:
             lines.append(asyncio.run(run_outbox(target, events=500 if quick else 2000)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import warnings
@@ -61,9 +62,9 @@ def serve(
         bind_host = host or settings.host
         bind_port = port or settings.port
         typer.echo(f"VibeThink is serving on http://{bind_host}:{bind_port}  (Ctrl-C stops it)")
-        uvicorn.run(
-            create_app(settings), host=bind_host, port=bind_port, log_level="info", proxy_headers=True
-        )
+        web = create_app(settings)
+        _freeze_startup_objects()
+        uvicorn.run(web, host=bind_host, port=bind_port, log_level="info", proxy_headers=True)
     finally:
         stop_embedded()
 
@@ -113,10 +114,18 @@ def worker(
                 await periodic.stop()
             await db.dispose()
 
+    _freeze_startup_objects()
     try:
         asyncio.run(run())
     finally:
         stop_embedded()
+
+
+def _freeze_startup_objects() -> None:
+    """Moves what startup built (modules, models, the app) out of the garbage collector's full passes:
+    those objects live as long as the process, and walking them made each full pass a 100 ms stall."""
+    gc.collect()
+    gc.freeze()
 
 
 @db_app.command("upgrade")

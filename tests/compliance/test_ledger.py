@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import uuid
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -197,6 +202,62 @@ class TestCheckpointsAndProofs:
         )
 
 
+class TestSigning:
+    def test_libsodium_signs_exactly_what_openssl_signs(self, tmp_path: Path) -> None:
+        key = KeyStore(tmp_path / "keys").active()
+        assert key.sodium_secret is not None  # the writer's path
+        for message in (b"", b"x" * 32, bytes(range(256))):
+            signature = key.sign(message)
+            assert signature == key.private.sign(message)  # Ed25519 is deterministic (RFC 8032)
+            assert verify_signature(key.public, signature, message)
+
+
+class TestCheckpointsFromTheFrontierInMemory:
+    """The writer keeps each tenant's Merkle frontier between calls; it must only ever use a current one."""
+
+    async def roots_match_the_table(self, made: Ledger) -> list[int]:
+        rows = await rows_of(made)
+        leaves = [bytes.fromhex(r.entry_hash) for r in rows]
+        async with made.db.transaction(context(made.tenant.id)) as session:
+            checkpoints = (
+                await session.scalars(
+                    select(Checkpoint)
+                    .where(Checkpoint.tenant_id == made.tenant.id)
+                    .order_by(Checkpoint.tree_size)
+                )
+            ).all()
+        for cp in checkpoints:
+            assert cp.root_hash == merkle.root(leaves[: cp.tree_size]).hex()
+            assert merkle.frontier_root([(s, bytes.fromhex(h)) for s, h in cp.frontier]).hex() == cp.root_hash
+        return [cp.tree_size for cp in checkpoints]
+
+    async def test_a_rolled_back_append_does_not_leak_into_the_next_checkpoint(
+        self, enterprise: Ledger
+    ) -> None:
+        await enterprise.record([deployment()], checkpoint_every=5)  # rows 1-3, the frontier is kept
+
+        async def append_then_fail() -> None:
+            async with enterprise.db.transaction(context(enterprise.tenant.id)) as session:
+                await ledger.append(
+                    session, enterprise.keys, PEPPER, enterprise.tenant.id, [deployment()], checkpoint_every=5
+                )
+                raise RuntimeError("the caller's transaction fails after the append")
+
+        with pytest.raises(RuntimeError):
+            await append_then_fail()
+        await enterprise.record([deployment()], checkpoint_every=5)  # rows 4-6 again, crossing 5
+        await enterprise.record([deployment(), deployment()], checkpoint_every=5)  # rows 7-12, crossing 10
+        assert await self.roots_match_the_table(enterprise) == [5, 10]
+
+    async def test_rows_written_by_another_process_are_read_from_the_table(self, enterprise: Ledger) -> None:
+        await enterprise.record([deployment()], checkpoint_every=4)  # 1-3
+        ledger._TREES.keep(enterprise.tenant.id, 3, "f" * 64, [])  # what a stale process would hold
+        await enterprise.record([deployment()], checkpoint_every=4)  # 4-6, crossing 4
+        ledger._TREES.keep(enterprise.tenant.id, 6, "0" * 64, [])
+        await enterprise.record([deployment(), deployment()], checkpoint_every=4)  # 7-12, crossing 12
+        assert await self.roots_match_the_table(enterprise) == [4, 12]
+
+
 class TestTheDatabaseKeepsTheLedgerAppendOnly:
     async def test_the_app_role_cannot_update_delete_or_truncate_evidence(
         self, enterprise: Ledger, db: Database
@@ -248,6 +309,66 @@ async def as_superuser(url: URL, *statements: tuple[str, tuple[object, ...]]) ->
                 await conn.execute(sql, *args)
     finally:
         await conn.close()
+
+
+def rewrite_records(
+    made: Ledger, source: Path, target: Path, line: Callable[[dict[str, Any]], bytes]
+) -> None:
+    """`source` with every evidence line rewritten by `line`, the manifest updated and signed again."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        manifest = json.loads(old.read("manifest.json"))
+        for name in old.namelist():
+            data = old.read(name)
+            if name == "evidence.jsonl":
+                data = b"".join(line(json.loads(raw)) for raw in data.splitlines())
+                manifest["files"][name]["sha256"] = hashlib.sha256(data).hexdigest()
+            if name != "manifest.json":
+                new.writestr(name, data)
+        manifest.pop("signature")
+        manifest["signature"] = made.keys.active().sign(canonical(manifest)).hex()
+        new.writestr("manifest.json", json.dumps(manifest))
+
+
+class TestTheVerifierReadsRecordsAsWritten:
+    """Records are exported as their canonical bytes; other layouts of the same content still verify."""
+
+    async def test_records_in_another_key_order_with_spaces_verify(
+        self, enterprise: Ledger, tmp_path: Path
+    ) -> None:
+        for _ in range(2):
+            await enterprise.record([deployment()], checkpoint_every=4)
+        original = await export(enterprise, tmp_path)
+        with zipfile.ZipFile(original) as archive:
+            first = archive.read("evidence.jsonl").splitlines()[0]
+        record = json.loads(first)["record"]
+        assert first.startswith(b'{"record":' + canonical(record) + b',"entry_hash":')
+
+        def reordered(item: dict[str, Any]) -> bytes:
+            item["record"] = dict(reversed(item["record"].items()))
+            return json.dumps(item, separators=(", ", ": "), ensure_ascii=True).encode() + b"\n"
+
+        relaid = tmp_path / "relaid.zip"
+        rewrite_records(enterprise, original, relaid, reordered)
+        report = verify_export(relaid, workers=1)
+        assert report.ok, report.problems
+        assert (report.records, report.signed_records) == (6, 6)
+
+    async def test_a_changed_record_in_another_layout_is_still_named(
+        self, enterprise: Ledger, tmp_path: Path
+    ) -> None:
+        await enterprise.record([deployment(), deployment()])
+
+        def changed(item: dict[str, Any]) -> bytes:
+            if item["record"]["seq"] == 4:
+                item["record"]["outcome"] = "FAIL"
+            return json.dumps(item).encode() + b"\n"
+
+        relaid = tmp_path / "changed.zip"
+        rewrite_records(enterprise, await export(enterprise, tmp_path), relaid, changed)
+        report = verify_export(relaid, workers=2)
+        assert str(report.first_problem) == (
+            "record 4: content does not match its entry hash: the record was changed"
+        )
 
 
 class TestTheVerifierCatchesTampering:

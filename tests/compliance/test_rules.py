@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from importlib import resources
 from typing import Any
@@ -171,6 +172,65 @@ class TestCanonicalJson:
 
         for document in ({"f": 0.1, "e": 1e21}, {"é": 1, "e": 2}, {"big": 2**53 - 1}):
             assert canonical(document) == rfc8785.dumps(document)
+
+    def test_rfc8785s_own_examples(self) -> None:
+        """RFC 8785 §3.2.2 (numbers, escaping) and §3.2.3 (sorting by UTF-16 code units)."""
+        from vibethink.compliance.canonical import canonical, canonical_plain
+
+        example = json.loads(
+            r"""{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],"""
+            r""" "string": "\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/","""
+            r""" "literals": [null, true, false]}"""
+        )
+        assert canonical(example) == (
+            rb"""{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"""
+            + '"string":"\u20ac'.encode()
+            + rb"""$\u000f\nA'B\"\\\\\"/"}"""
+        )
+        sorting = json.loads(
+            r'{"\u20ac": "Euro Sign", "\r": "Carriage Return", "\ufb33": "Hebrew Letter Dalet With Dagesh",'
+            r' "1": "One", "\ud83d\ude00": "Emoji: Grinning Face", "\u0080": "Control",'
+            r' "\u00f6": "Latin Small Letter O With Diaeresis"}'
+        )
+        expected = (
+            '{"\\r":"Carriage Return","1":"One","\u0080":"Control",'
+            '"\u00f6":"Latin Small Letter O With Diaeresis","\u20ac":"Euro Sign",'
+            '"\U0001f600":"Emoji: Grinning Face","\ufb33":"Hebrew Letter Dalet With Dagesh"}'
+        ).encode()
+        assert canonical(sorting) == expected
+        assert canonical_plain(sorting) == expected  # orjson sorts by code point: the reference decides
+
+    def test_the_writers_path_matches_the_reference_on_generated_documents(self) -> None:
+        import random
+
+        import rfc8785
+
+        from vibethink.compliance.canonical import canonical_plain
+
+        rng = random.Random(8785)
+        alphabet = ["a", "B", "1", " ", '"', "\\", "/", "\n", "\x00", "\x1f", "\x7f", "é", "€", "\u2028",
+                    "\ue000", "\uffff", "דּ", "😀", "𝄞"]  # fmt: skip
+
+        def text() -> str:
+            return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
+
+        def value(depth: int) -> Any:
+            kind = rng.randint(0, 7 if depth < 3 else 4)
+            if kind == 0:
+                return text()
+            if kind == 1:
+                return rng.choice([0, 1, -1, 2**53 - 1, -(2**53) + 1, rng.randint(-(10**12), 10**12)])
+            if kind == 2:
+                return rng.choice([True, False, None])
+            if kind in (3, 4):
+                return text()
+            if kind in (5, 6):
+                return {text(): value(depth + 1) for _ in range(rng.randint(0, 4))}
+            return [value(depth + 1) for _ in range(rng.randint(0, 4))]
+
+        for _ in range(2000):
+            document = {text(): value(0) for _ in range(rng.randint(1, 5))}
+            assert canonical_plain(document) == rfc8785.dumps(document)
 
     def test_records_hash_the_same_through_the_writers_shortcut(self) -> None:
         from vibethink.compliance.canonical import canonical, canonical_record

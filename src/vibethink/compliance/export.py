@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -83,29 +84,43 @@ def _line(item: dict[str, Any]) -> bytes:
     return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
+def evidence_line(document: dict[str, Any], entry_hash: str, signature: str | None) -> bytes:
+    """One line of evidence.jsonl: the record as its RFC 8785 bytes (the very bytes its entry hash
+    covers, so a verifier can hash them as they stand), then its entry hash and signature."""
+    return b"".join(
+        (
+            b'{"record":',
+            ledger.record_bytes(document),
+            b',"entry_hash":',
+            orjson.dumps(entry_hash),
+            b',"signature":',
+            orjson.dumps(signature),
+            b"}\n",
+        )
+    )
+
+
 def evidence_row(row: Evidence) -> dict[str, Any]:
     return {column.key: getattr(row, column.key) for column in Evidence.__table__.columns}
 
 
-def evidence_line(row: Evidence) -> dict[str, Any]:
-    """A record of the export, or the stub a retention pruning left of it."""
+def export_line(row: Evidence) -> bytes:
+    """A record's line of evidence.jsonl, or the stub a retention pruning left of it."""
     if row.pruned_in is not None:
-        return {
-            "pruned": {
-                "tenant_id": str(row.tenant_id),
-                "seq": row.seq,
-                "prev_hash": row.prev_hash,
-                "key_id": row.key_id,
-                "pruning": row.pruned_in,
-            },
-            "entry_hash": row.entry_hash,
-            "signature": row.signature,
-        }
-    return {
-        "record": ledger.record_document(evidence_row(row)),
-        "entry_hash": row.entry_hash,
-        "signature": row.signature,
-    }
+        return _line(
+            {
+                "pruned": {
+                    "tenant_id": str(row.tenant_id),
+                    "seq": row.seq,
+                    "prev_hash": row.prev_hash,
+                    "key_id": row.key_id,
+                    "pruning": row.pruned_in,
+                },
+                "entry_hash": row.entry_hash,
+                "signature": row.signature,
+            }
+        )
+    return evidence_line(ledger.record_document(evidence_row(row)), row.entry_hash, row.signature)
 
 
 def note_document(evidence_seq: int, author: str, note: str, created_at: datetime) -> dict[str, Any]:
@@ -153,7 +168,7 @@ async def write_export(
                     break
                 for row in rows:
                     leaves.append(bytes.fromhex(row.entry_hash))
-                    out.write(_line(evidence_line(row)))
+                    out.write(export_line(row))
                 after = rows[-1].seq
                 session.expunge_all()
             files["evidence.jsonl"] = {"sha256": out.digest.hexdigest(), "bytes": out.size}

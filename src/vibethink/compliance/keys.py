@@ -24,10 +24,14 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from vibethink.core.settings import Settings
 
 try:
+    from nacl.bindings import crypto_sign as _sodium_sign
     from nacl.bindings import crypto_sign_open as _sodium_open
+    from nacl.bindings import crypto_sign_seed_keypair as _sodium_keypair
     from nacl.exceptions import BadSignatureError
 except ImportError:  # pragma: no cover - PyNaCl is a dependency; the fallback keeps the verifier portable
     _sodium_open = None  # type: ignore[assignment]
+    _sodium_sign = None  # type: ignore[assignment]
+    _sodium_keypair = None  # type: ignore[assignment]
 
     class BadSignatureError(Exception):  # type: ignore[no-redef]
         pass
@@ -67,8 +71,13 @@ class SigningKey:
     key_id: str
     private: Ed25519PrivateKey
     public: bytes
+    # libsodium's expanded secret key (seed || public key) when PyNaCl is there: the writer's hot path.
+    sodium_secret: bytes | None = None
 
     def sign(self, data: bytes) -> bytes:
+        """Ed25519 (RFC 8032): deterministic, so libsodium and OpenSSL give the same 64 bytes."""
+        if self.sodium_secret is not None:
+            return _sodium_sign(data, self.sodium_secret)[:64]
         return self.private.sign(data)
 
 
@@ -77,7 +86,12 @@ def _from_seed(seed: bytes) -> SigningKey:
         raise KeyError_("an Ed25519 seed is 32 bytes")
     private = Ed25519PrivateKey.from_private_bytes(seed)
     public = raw_public(private)
-    return SigningKey(key_id_of(public), private, public)
+    sodium_secret = None
+    if _sodium_keypair is not None:
+        sodium_public, sodium_secret = _sodium_keypair(seed)
+        if sodium_public != public:  # pragma: no cover - both implement RFC 8032
+            raise KeyError_("libsodium and OpenSSL disagree on the public key of a seed")
+    return SigningKey(key_id_of(public), private, public, sodium_secret)
 
 
 def _b64(text: str, what: str) -> bytes:
@@ -180,9 +194,15 @@ class KeyStore:
 
 
 _stores: dict[tuple[Path, str | None], KeyStore] = {}
+_by_settings: dict[tuple[Path | None, Path, str | None], KeyStore] = {}
 
 
 def key_store(settings: Settings) -> KeyStore:
-    """One store per key folder and seed in this process, so the active key is read once."""
-    store = KeyStore.from_settings(settings)
-    return _stores.setdefault((store.directory, store.env_seed), store)
+    """One store per key folder and seed in this process, so the active key is read once (and the
+    folder's path resolved once per setting, not on every request)."""
+    wanted = (settings.compliance_keys_dir, settings.data_dir, settings.compliance_signing_key)
+    found = _by_settings.get(wanted)
+    if found is None:
+        store = KeyStore.from_settings(settings)
+        found = _by_settings[wanted] = _stores.setdefault((store.directory, store.env_seed), store)
+    return found

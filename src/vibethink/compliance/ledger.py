@@ -8,18 +8,23 @@ transaction-scoped advisory lock, so sequence numbers are gapless and the chain 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, insert, select, text
+import orjson
+from sqlalchemy import Table, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibethink.compliance import merkle, pseudonyms
-from vibethink.compliance.canonical import canonical, canonical_record
+from vibethink.compliance import driver, merkle, pseudonyms
+from vibethink.compliance.canonical import canonical, canonical_plain, canonical_record
+from vibethink.compliance.catalog import load_catalog
 from vibethink.compliance.keys import KeyStore, SigningKey
 from vibethink.compliance.models import Checkpoint, Evidence
 from vibethink.compliance.rules import (
@@ -37,7 +42,7 @@ from vibethink.compliance.state import TenantCompliance, load_state
 from vibethink.core.errors import NotFound
 
 RECORD_FORMAT = 1
-# Core insert on the table: a bulk of plain rows, without the ORM's unit-of-work machinery.
+# The tables, for Core statements (checkpoints; evidence rows go in through the driver, see _INSERT).
 EVIDENCE_TABLE: Table = Evidence.__table__  # type: ignore[assignment]
 CHECKPOINT_TABLE: Table = Checkpoint.__table__  # type: ignore[assignment]
 GENESIS = "0" * 64
@@ -78,7 +83,7 @@ class IncomingEvent:
             "occurred_at": iso(self.occurred_at),
             "payload": plain(self.payload),
         }
-        return hashlib.sha256(canonical(body)).hexdigest()
+        return hashlib.sha256(canonical_plain(body)).hexdigest()
 
 
 def record_document(row: dict[str, Any]) -> dict[str, Any]:
@@ -109,8 +114,13 @@ def record_document(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def record_bytes(document: dict[str, Any]) -> bytes:
+    """The RFC 8785 bytes of a record document: what its entry hash covers."""
+    return canonical_record(document, free_form=("observation", "artifacts"))
+
+
 def entry_hash_of(document: dict[str, Any]) -> bytes:
-    return merkle.leaf_hash(canonical_record(document, free_form=("observation", "artifacts")))
+    return merkle.leaf_hash(record_bytes(document))
 
 
 @dataclass
@@ -139,39 +149,147 @@ def _period(event: IncomingEvent) -> tuple[datetime, datetime]:
     return event.occurred_at, event.occurred_at
 
 
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+# After the lock, so the head read is the one the lock protects (a new statement: a new snapshot).
+_HEAD = (
+    "(SELECT seq, entry_hash, NULL::uuid AS event_id, NULL::varchar AS control_id"
+    "   FROM compliance_evidence WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1)"
+    " UNION ALL"
+    " SELECT NULL, NULL, event_id, control_id FROM compliance_evidence"
+    "  WHERE tenant_id = $1 AND event_id = ANY($2::uuid[])"
+)
+# One statement for a whole batch: arrays in, no per-row parameters to bind.
+_INSERT = (
+    "INSERT INTO compliance_evidence (tenant_id, seq, prev_seq, event_id, event_type, source, event_hash,"
+    " control_id, rule_id, rule_version, kind, outcome, occurred_at, period_start, period_end, recorded_at,"
+    " observation, artifacts, prev_hash, entry_hash, key_id, signature)"
+    " SELECT $1, s, NULLIF(s - 1, 0), e, et, src, eh, c, r, rv, k, o, oa, ps, pe, $2,"
+    "        obs::jsonb, art::jsonb, ph, h, $3, sig"
+    "   FROM unnest($4::bigint[], $5::uuid[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],"
+    "               $11::int[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[],"
+    "               $16::timestamptz[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[])"
+    "     AS u(s, e, et, src, eh, c, r, rv, k, o, oa, ps, pe, obs, art, ph, h, sig)"
+)
+_ROW_ARRAYS = (
+    "seq", "event_id", "event_type", "source", "event_hash", "control_id", "rule_id", "rule_version",
+    "kind", "outcome", "occurred_at", "period_start", "period_end",
+)  # fmt: skip
+
+
 async def lock_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
-    """Serialises everything that changes the tenant's ledger (appends, prunings) until commit."""
+    """Serialises everything that changes the tenant's ledger (appends, prunings) until commit:
+    the same advisory lock as `append` takes."""
     await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-        {"key": f"compliance:{tenant_id}"},
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"compliance:{tenant_id}"}
     )
 
 
 async def _lock_and_head(
-    session: AsyncSession, tenant_id: uuid.UUID, event_ids: Sequence[uuid.UUID]
+    session: driver.Bound, tenant_id: uuid.UUID, event_ids: Sequence[uuid.UUID]
 ) -> tuple[int, str, set[tuple[uuid.UUID, str]]]:
     """Serialises the tenant's writers, then reads the chain's head and which (event, control) exist."""
-    await lock_tenant(session, tenant_id)
-    rows = (
-        await session.execute(
-            text(
-                "(SELECT 'head' AS k, seq, entry_hash, NULL::uuid AS event_id, NULL::varchar AS control_id"
-                "   FROM compliance_evidence WHERE tenant_id = :t ORDER BY seq DESC LIMIT 1)"
-                " UNION ALL"
-                " SELECT 'seen', NULL, NULL, event_id, control_id FROM compliance_evidence"
-                "  WHERE tenant_id = :t AND event_id = ANY(CAST(:ids AS uuid[]))"
-            ),
-            {"t": tenant_id, "ids": list(event_ids)},
-        )
-    ).all()
+    await session.execute(_LOCK, f"compliance:{tenant_id}")
     seq, head = 0, GENESIS
     seen: set[tuple[uuid.UUID, str]] = set()
-    for r in rows:
-        if r.k == "head":
-            seq, head = int(r.seq), r.entry_hash
+    for r in await session.fetch(_HEAD, tenant_id, list(dict.fromkeys(event_ids))):
+        if r[2] is None:
+            seq, head = int(r[0]), r[1]
         else:
-            seen.add((r.event_id, r.control_id))
+            seen.add((r[2], r[3]))
     return seq, head, seen
+
+
+# Signing releases the GIL (libsodium through cffi): a batch is signed on another core while the
+# event loop goes on with other work.
+_SIGNERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="evidence-sign")
+SIGN_AWAY_FROM = 8  # rows; below this the hand-over costs more than it saves
+
+
+def _sign_all(signer: SigningKey, digests: list[bytes]) -> list[str | None]:
+    return [signer.sign(d).hex() for d in digests]
+
+
+async def _signatures(signer: SigningKey | None, digests: list[bytes]) -> list[str | None]:
+    if signer is None:
+        return [None] * len(digests)
+    if len(digests) < SIGN_AWAY_FROM:
+        return _sign_all(signer, digests)
+    return await asyncio.get_running_loop().run_in_executor(_SIGNERS, _sign_all, signer, digests)
+
+
+@lru_cache(maxsize=256)
+def _relevant(tracked: frozenset[str], custom: frozenset[str]) -> frozenset[str]:
+    """Controls mapped to a tracked framework: the catalog walk once per set of enabled frameworks."""
+    catalog = load_catalog()
+    found = {c.id for c in catalog.controls.values() if any(m.framework in tracked for m in c.mappings)}
+    return frozenset(found | custom)
+
+
+@dataclass(slots=True)
+class _Draft:
+    """A row before its place in the chain: everything but seq, prev_hash, recorded_at and what follows."""
+
+    row: dict[str, Any]
+    document: dict[str, Any]
+
+
+def _drafts(
+    tenant_id: uuid.UUID, planned: Sequence[tuple[IncomingEvent, Observation]], key_id: str | None
+) -> list[_Draft]:
+    """The rows' content and signed documents, prepared before the tenant's lock is taken."""
+    tenant = str(tenant_id)
+    by_event: dict[uuid.UUID, tuple[str, str, str, str, str, datetime, datetime]] = {}
+    drafts: list[_Draft] = []
+    for event, observation in planned:
+        known = by_event.get(event.event_id)
+        if known is None:
+            start, end = _period(event)
+            known = by_event[event.event_id] = (
+                str(event.event_id), event.event_hash(), iso(event.occurred_at), iso(start), iso(end),
+                start, end,
+            )  # fmt: skip
+        event_id, event_hash, occurred, period_start, period_end, start, end = known
+        observed = observation.document()
+        artifacts = list(observation.artifacts)
+        rule = observation.rule
+        row: dict[str, Any] = {
+            "tenant_id": tenant_id,
+            "event_id": event.event_id,
+            "event_type": event.event_type,
+            "source": event.source,
+            "event_hash": event_hash,
+            "control_id": observation.control_id,
+            "rule_id": rule.id,
+            "rule_version": rule.version,
+            "kind": observation.kind.value,
+            "outcome": observation.outcome.value,
+            "occurred_at": event.occurred_at,
+            "period_start": start,
+            "period_end": end,
+            "observation": observed,
+            "artifacts": artifacts,
+            "key_id": key_id,
+        }
+        # The same document `record_document` builds from stored columns, with the same values.
+        document: dict[str, Any] = {
+            "format": RECORD_FORMAT,
+            "tenant_id": tenant,
+            "event_id": event_id,
+            "event_type": event.event_type,
+            "source": event.source,
+            "event_hash": event_hash,
+            "control_id": observation.control_id,
+            "rule": {"id": rule.id, "version": rule.version},
+            "kind": row["kind"],
+            "outcome": row["outcome"],
+            "occurred_at": occurred,
+            "period": {"start": period_start, "end": period_end},
+            "observation": observed,
+            "artifacts": artifacts,
+            "key_id": key_id,
+        }
+        drafts.append(_Draft(row, document))
+    return drafts
 
 
 async def append(
@@ -190,9 +308,12 @@ async def append(
 
     Platform events only produce evidence when the tenant's plan and settings turn automatic generation
     on; controls that map to nothing the tenant tracks produce none. Idempotent by (event, control).
-    `clock` says when the rows are recorded (tests of retention move it years back).
+    The rules, pseudonyms and documents are worked out first; only the chain (sequence numbers, links,
+    hashes, signatures) and the insert happen under the tenant's lock. `clock` says when the rows are
+    recorded (tests of retention move it years back).
     """
     result = AppendResult()
+    bound = await driver.bind(session)
     events = [
         replace(
             e,
@@ -201,18 +322,20 @@ async def append(
         )
         for e in events
     ]
-    state = state or await load_state(session, tenant_id)
+    state = state or await load_state(bound, tenant_id)
     ruleset = ruleset or load_rules()
     wanted = [e for e in events if e.source != Source.PLATFORM or state.generates_automatically]
     result.skipped_events = len(events) - len(wanted)
-    relevant = state.relevant_controls()
+    relevant = _relevant(
+        frozenset(state.tracked_frameworks), frozenset(m.control_id for m in state.custom_mappings)
+    )
     facts = [EventFacts(e.event_type, e.payload, e.actor_user_id, e.actor_ref) for e in wanted]
     people: set[str] = set()
     for f in facts:
         people |= people_of(ruleset, f)
         if f.actor_ref:
             people.add(f.actor_ref)
-    names = await pseudonyms.resolve(session, pepper, tenant_id, people)
+    names = await pseudonyms.resolve(bound, pepper, tenant_id, people)
 
     def pseudonym(identifier: str) -> str:
         return names.get(identifier) or names[identifier.strip()]
@@ -226,51 +349,61 @@ async def append(
                 planned.append((event, observation))
     if not planned:
         return result
-    seq, prev_hash, seen = await _lock_and_head(session, tenant_id, [e.event_id for e, _ in planned])
     signer: SigningKey | None = keys.active() if state.signs else None
+    drafts = _drafts(tenant_id, planned, signer.key_id if signer else None)
+
+    seq, prev_hash, seen = await _lock_and_head(bound, tenant_id, [e.event_id for e, _ in planned])
     recorded_at = clock()
-    event_hashes: dict[uuid.UUID, str] = {}
-    for event, observation in planned:
-        if (event.event_id, observation.control_id) in seen:
+    recorded = iso(recorded_at)
+    rows = result.rows
+    digests: list[bytes] = []
+    for draft in drafts:
+        row, document = draft.row, draft.document
+        key = (row["event_id"], row["control_id"])
+        if key in seen:
             continue
-        seen.add((event.event_id, observation.control_id))
+        seen.add(key)
         seq += 1
-        start, end = _period(event)
-        row: dict[str, Any] = {
-            "tenant_id": tenant_id,
-            "seq": seq,
-            "prev_seq": seq - 1 if seq > 1 else None,
-            "event_id": event.event_id,
-            "event_type": event.event_type,
-            "source": event.source,
-            "event_hash": event_hashes.get(event.event_id)
-            or event_hashes.setdefault(event.event_id, event.event_hash()),
-            "control_id": observation.control_id,
-            "rule_id": observation.rule.id,
-            "rule_version": observation.rule.version,
-            "kind": observation.kind.value,
-            "outcome": observation.outcome.value,
-            "occurred_at": event.occurred_at,
-            "period_start": start,
-            "period_end": end,
-            "recorded_at": recorded_at,
-            "observation": observation.document(),
-            "artifacts": list(observation.artifacts),
-            "prev_hash": prev_hash,
-            "key_id": signer.key_id if signer else None,
-        }
-        digest = entry_hash_of(record_document(row))
-        row["entry_hash"] = digest.hex()
-        row["signature"] = signer.sign(digest).hex() if signer else None
-        prev_hash = row["entry_hash"]
-        result.rows.append(row)
-    if not result.rows:
+        document["seq"] = seq
+        document["prev_hash"] = prev_hash
+        document["recorded_at"] = recorded
+        digest = merkle.leaf_hash(canonical_plain(document))
+        digests.append(digest)
+        prev_hash_of_row, prev_hash = prev_hash, digest.hex()
+        row["seq"] = seq
+        row["prev_seq"] = seq - 1 if seq > 1 else None
+        row["recorded_at"] = recorded_at
+        row["prev_hash"] = prev_hash_of_row
+        row["entry_hash"] = prev_hash
+        rows.append(row)
+    if not rows:
         return result
-    await session.execute(insert(EVIDENCE_TABLE), result.rows)
-    first = result.rows[0]["seq"]
-    if (first - 1) // checkpoint_every != seq // checkpoint_every:
-        boundary = seq // checkpoint_every * checkpoint_every
-        result.checkpoint = await issue_checkpoint(session, keys, tenant_id, size=boundary, sign=state.signs)
+    for row, signature in zip(rows, await _signatures(signer, digests), strict=True):
+        row["signature"] = signature
+    await bound.execute(
+        _INSERT,
+        tenant_id,
+        recorded_at,
+        signer.key_id if signer else None,
+        *([r[name] for r in rows] for name in _ROW_ARRAYS),
+        [orjson.dumps(r["observation"]).decode() for r in rows],
+        [orjson.dumps(r["artifacts"]).decode() for r in rows],
+        [r["prev_hash"] for r in rows],
+        [r["entry_hash"] for r in rows],
+        [r["signature"] for r in rows],
+    )
+    first = rows[0]["seq"]
+    crossed = (first - 1) // checkpoint_every != seq // checkpoint_every
+    boundary = seq // checkpoint_every * checkpoint_every
+    frontier = _TREES.frontier(tenant_id, first - 1, rows[0]["prev_hash"])
+    if frontier is None and crossed:
+        frontier = await _frontier_from_table(bound, tenant_id, first - 1)
+    if frontier is not None:
+        for number, digest in enumerate(digests, start=first):
+            frontier = merkle.extend(frontier, [digest])
+            if crossed and number == boundary:
+                result.checkpoint = await _sign_checkpoint(bound, keys, tenant_id, frontier, sign=state.signs)
+        _TREES.keep(tenant_id, seq, prev_hash, frontier)
     return result
 
 
@@ -294,14 +427,26 @@ async def head_size(session: AsyncSession, tenant_id: uuid.UUID) -> int:
     return int(found or 0)
 
 
-async def leaf_hashes(session: AsyncSession, tenant_id: uuid.UUID, after: int, upto: int) -> list[bytes]:
+_HEAD_SIZE = "SELECT seq FROM compliance_evidence WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1"
+_LEAVES = (
+    "SELECT entry_hash FROM compliance_evidence WHERE tenant_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq"
+)
+_CHECKPOINT_AT_MOST = (
+    "SELECT tree_size, root_hash, frontier, issued_at, key_id, signature FROM compliance_checkpoints"
+    " WHERE tenant_id = $1 AND tree_size <= $2 ORDER BY tree_size DESC LIMIT 1"
+)
+_INSERT_CHECKPOINT = (
+    "INSERT INTO compliance_checkpoints"
+    " (tenant_id, tree_size, root_hash, frontier, issued_at, key_id, signature)"
+    " VALUES ($1, $2, $3, $4::text::jsonb, $5, $6, $7)"
+)
+
+
+async def leaf_hashes(
+    session: AsyncSession | driver.Bound, tenant_id: uuid.UUID, after: int, upto: int
+) -> list[bytes]:
     """Entry hashes of rows `after < seq <= upto`, in order."""
-    rows = await session.execute(
-        select(Evidence.entry_hash)
-        .where(Evidence.tenant_id == tenant_id, Evidence.seq > after, Evidence.seq <= upto)
-        .order_by(Evidence.seq)
-    )
-    return [bytes.fromhex(h) for (h,) in rows]
+    return [bytes.fromhex(r[0]) for r in await driver.fetch(session, _LEAVES, tenant_id, after, upto)]
 
 
 async def latest_checkpoint(
@@ -314,7 +459,7 @@ async def latest_checkpoint(
 
 
 async def issue_checkpoint(
-    session: AsyncSession,
+    session: AsyncSession | driver.Bound,
     keys: KeyStore,
     tenant_id: uuid.UUID,
     *,
@@ -322,24 +467,33 @@ async def issue_checkpoint(
     sign: bool = True,
 ) -> Checkpoint:
     """A signed Merkle root over the first `size` rows (default: all); an existing one is reused."""
-    size = size if size is not None else await head_size(session, tenant_id)
+    bound = await driver.bind(session)
+    if size is None:
+        found = await bound.fetch(_HEAD_SIZE, tenant_id)
+        size = int(found[0][0]) if found else 0
     if size < 1:
         raise NotFound("The ledger has no evidence yet, so there is nothing to checkpoint.")
-    existing = await session.get(Checkpoint, (tenant_id, size))
-    if existing is not None:
-        return existing
-    base = await latest_checkpoint(session, tenant_id, at_most=size)
+    base = await bound.fetch_one(_CHECKPOINT_AT_MOST, tenant_id, size)
+    if base is not None and base["tree_size"] == size:
+        return Checkpoint(tenant_id=tenant_id, **base)
     frontier: merkle.Frontier = (
-        [(int(s), bytes.fromhex(h)) for s, h in base.frontier] if base is not None else []
+        [(int(s), bytes.fromhex(h)) for s, h in base["frontier"]] if base is not None else []
     )
-    start = base.tree_size if base is not None else 0
+    start = base["tree_size"] if base is not None else 0
     # Rows this transaction just wrote are visible to it: the leaves come from the table either way.
-    leaves = await leaf_hashes(session, tenant_id, start, size)
-    frontier = merkle.extend(frontier, leaves)
+    frontier = merkle.extend(frontier, await leaf_hashes(bound, tenant_id, start, size))
     if merkle.frontier_size(frontier) != size:
         raise LedgerDamaged(
             f"checkpoint at {size} found {merkle.frontier_size(frontier)} rows: rows are missing"
         )
+    return await _sign_checkpoint(bound, keys, tenant_id, frontier, sign=sign)
+
+
+async def _sign_checkpoint(
+    bound: driver.Bound, keys: KeyStore, tenant_id: uuid.UUID, frontier: merkle.Frontier, *, sign: bool
+) -> Checkpoint:
+    """Signs and stores the checkpoint of the tree `frontier` describes."""
+    size = merkle.frontier_size(frontier)
     issued_at = datetime.now(UTC)
     signer = keys.active() if sign else None
     root_hex = merkle.frontier_root(frontier).hex()
@@ -353,9 +507,63 @@ async def issue_checkpoint(
         key_id=signer.key_id if signer else None,
         signature=signer.sign(canonical(document)).hex() if signer else None,
     )
-    values = {c.key: getattr(checkpoint, c.key) for c in CHECKPOINT_TABLE.columns}
-    await session.execute(insert(CHECKPOINT_TABLE).values(**values))
+    await bound.execute(
+        _INSERT_CHECKPOINT,
+        tenant_id,
+        size,
+        root_hex,
+        orjson.dumps(checkpoint.frontier).decode(),
+        issued_at,
+        checkpoint.key_id,
+        checkpoint.signature,
+    )
     return checkpoint
+
+
+async def _frontier_from_table(bound: driver.Bound, tenant_id: uuid.UUID, size: int) -> merkle.Frontier:
+    """The Merkle frontier of the first `size` rows: the last checkpoint's, extended by the rows since."""
+    base = await bound.fetch_one(_CHECKPOINT_AT_MOST, tenant_id, size)
+    frontier: merkle.Frontier = (
+        [(int(s), bytes.fromhex(h)) for s, h in base["frontier"]] if base is not None else []
+    )
+    start = base["tree_size"] if base is not None else 0
+    frontier = merkle.extend(frontier, await leaf_hashes(bound, tenant_id, start, size))
+    if merkle.frontier_size(frontier) != size:
+        raise LedgerDamaged(
+            f"checkpoint after {size} found {merkle.frontier_size(frontier)} rows: rows are missing"
+        )
+    return frontier
+
+
+class _Trees:
+    """Each tenant's Merkle frontier as this process last extended it, keyed by the chain head it ends at.
+
+    The head's entry hash commits to every row before it (each names the previous one's hash), so a
+    frontier whose size and last leaf match the head read under the tenant's lock is the frontier of
+    the stored ledger. Otherwise (another process wrote since, or the transaction that extended it
+    rolled back) it is not used: the next checkpoint reads the table as before.
+    """
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._trees: dict[uuid.UUID, tuple[int, str, merkle.Frontier]] = {}
+
+    def frontier(self, tenant_id: uuid.UUID, size: int, head: str) -> merkle.Frontier | None:
+        known = self._trees.get(tenant_id)
+        if size == 0:
+            return []
+        if known is None or known[0] != size or known[1] != head:
+            return None
+        return known[2]
+
+    def keep(self, tenant_id: uuid.UUID, size: int, head: str, frontier: merkle.Frontier) -> None:
+        self._trees.pop(tenant_id, None)
+        if len(self._trees) >= self.limit:
+            del self._trees[next(iter(self._trees))]
+        self._trees[tenant_id] = (size, head, frontier)
+
+
+_TREES = _Trees()
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibethink.compliance import driver
+
 PREFIX = "p_"
 
 
@@ -30,26 +32,24 @@ def pseudonym(secret: bytes, identifier: str) -> str:
     return PREFIX + digest[:20]
 
 
-_RESOLVE = text(
-    """
+_RESOLVE = """
     WITH wanted AS (
-      SELECT * FROM unnest(CAST(:hashes AS varchar[]), CAST(:secrets AS bytea[])) AS w(person_hash, secret)
+      SELECT * FROM unnest($2::varchar[], $3::bytea[]) AS w(person_hash, secret)
     ), created AS (
       INSERT INTO compliance_person_keys (tenant_id, person_hash, secret)
-      SELECT :tenant, person_hash, secret FROM wanted
+      SELECT $1, person_hash, secret FROM wanted
       ON CONFLICT DO NOTHING
       RETURNING person_hash, secret
     )
     SELECT person_hash, secret FROM created
     UNION ALL
     SELECT k.person_hash, k.secret FROM compliance_person_keys k
-     WHERE k.tenant_id = :tenant AND k.person_hash = ANY(CAST(:hashes AS varchar[]))
+     WHERE k.tenant_id = $1 AND k.person_hash = ANY($2::varchar[])
     """
-)
 
 
 async def resolve(
-    session: AsyncSession, pepper: bytes, tenant_id: uuid.UUID, identifiers: Iterable[str]
+    session: AsyncSession | driver.Bound, pepper: bytes, tenant_id: uuid.UUID, identifiers: Iterable[str]
 ) -> dict[str, str]:
     """Each identifier's pseudonym, creating person keys as needed, in one round trip."""
     wanted = sorted({i for i in identifiers if i})
@@ -57,15 +57,10 @@ async def resolve(
         return {}
     hashes = {i: person_hash(pepper, tenant_id, i) for i in wanted}
     unique_hashes = sorted(set(hashes.values()))
-    rows = await session.execute(
-        _RESOLVE,
-        {
-            "tenant": tenant_id,
-            "hashes": unique_hashes,
-            "secrets": [os.urandom(32) for _ in unique_hashes],
-        },
+    rows = await driver.fetch(
+        session, _RESOLVE, tenant_id, unique_hashes, [os.urandom(32) for _ in unique_hashes]
     )
-    secrets = {r.person_hash: bytes(r.secret) for r in rows}
+    secrets = {r[0]: bytes(r[1]) for r in rows}
     return {i: pseudonym(secrets[h], i) for i, h in hashes.items()}
 
 

@@ -212,11 +212,16 @@ def load_rules(version: int | None = None) -> RuleSet:
     return ruleset
 
 
+@lru_cache(maxsize=4096)
+def _steps(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
+
+
 def lookup(payload: Mapping[str, Any], path: str) -> Any:
     """The value at a dotted path; None when any step is missing."""
     value: Any = payload
-    for part in path.split("."):
-        if not isinstance(value, Mapping):
+    for part in _steps(path):
+        if type(value) is not dict and not isinstance(value, Mapping):
             return None
         value = value.get(part)
     return value
@@ -247,25 +252,49 @@ def people_of(ruleset: RuleSet, event: EventFacts) -> set[str]:
 
 def clean_text(value: str) -> str:
     """Valid UTF-8 text: lone surrogates (which JSON may carry) become U+FFFD instead of failing a hash."""
+    if type(value) is str:
+        if value.isascii():
+            return value
+        try:
+            value.encode()
+        except UnicodeEncodeError:  # surrogates: the UTF-16 round trip pairs what pairs, replaces the rest
+            pass
+        else:
+            return value
     return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def clean(value: Any, *, depth: int = 0) -> Any:
     """A payload with every string and key made valid text; numbers and structure kept for the rules."""
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str or isinstance(value, str):
         return clean_text(value)
     if depth >= 32:
         return None
-    if isinstance(value, Mapping):
+    if kind is int or kind is bool or kind is float or value is None:
+        return value
+    if kind is dict or isinstance(value, Mapping):
         return {clean_text(str(k)): clean(v, depth=depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if kind is list or isinstance(value, list | tuple):
         return [clean(v, depth=depth + 1) for v in value]
     return value
 
 
 def plain(value: Any, *, depth: int = 0) -> Any:
     """A JSON value that canonicalises the same everywhere: no floats, no unsafe integers, bounded size."""
-    if value is None or isinstance(value, bool | str):
+    kind = type(value)  # exact types first: the common case, without isinstance's generality
+    if kind is str:
+        return value[:MAX_STRING]
+    if kind is bool or value is None:
+        return value
+    if kind is int:
+        return value if -SAFE_INTEGER <= value <= SAFE_INTEGER else str(value)
+    if kind is dict and depth < 6:
+        items = value.items() if len(value) <= MAX_ITEMS else list(value.items())[:MAX_ITEMS]
+        return {str(k)[:100]: plain(v, depth=depth + 1) for k, v in items}
+    if kind is list and depth < 6:
+        return [plain(v, depth=depth + 1) for v in value[:MAX_ITEMS]]
+    if isinstance(value, bool | str):
         return value[:MAX_STRING] if isinstance(value, str) else value
     if isinstance(value, int):
         return value if -SAFE_INTEGER <= value <= SAFE_INTEGER else str(value)

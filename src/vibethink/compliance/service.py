@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from vibethink.compliance import ledger, plans, pseudonyms
-from vibethink.compliance.canonical import canonical
+from vibethink.compliance.canonical import canonical, canonical_plain
 from vibethink.compliance.catalog import FrameworkCode, load_catalog
 from vibethink.compliance.export import note_document
 from vibethink.compliance.keys import KeyStore
@@ -364,7 +364,7 @@ async def submit_events(
 
 def _content_id(tenant_id: uuid.UUID, event: dict[str, Any]) -> uuid.UUID:
     """An id for an event sent without one: the same event sent twice is recorded once."""
-    digest = hashlib.sha256(canonical(plain(clean(event)))).hexdigest()
+    digest = hashlib.sha256(canonical_plain(plain(clean(event)))).hexdigest()
     return uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant_id}:{digest}")
 
 

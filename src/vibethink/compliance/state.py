@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibethink.compliance import driver
 from vibethink.compliance.catalog import (
     Framework,
     Licence,
@@ -128,8 +128,8 @@ def custom_framework(code: str, name: str, description: str, requirements: list[
     )
 
 
-_STATE = text(
-    """
+# Through the driver when the transaction is open (the evidence writer's path), `$1`: the tenant.
+_STATE = """
     SELECT t.tier::text AS tier, s.version, s.enabled_frameworks, s.enabled_at, s.auto_generation,
            s.signing_enabled, s.retention_years, s.report_frequency, s.report_recipients, s.created_at,
            (SELECT coalesce(jsonb_agg(jsonb_build_object('code', f.code, 'name', f.name,
@@ -139,9 +139,8 @@ _STATE = text(
       LEFT JOIN LATERAL (
         SELECT * FROM compliance_settings cs WHERE cs.tenant_id = t.id ORDER BY cs.version DESC LIMIT 1
       ) s ON true
-     WHERE t.id = :tenant
+     WHERE t.id = $1
     """
-)
 
 
 def default_settings(plan: Plan) -> dict[str, Any]:
@@ -158,24 +157,24 @@ def default_settings(plan: Plan) -> dict[str, Any]:
     }
 
 
-async def load_state(session: AsyncSession, tenant_id: uuid.UUID) -> TenantCompliance:
-    row = (await session.execute(_STATE, {"tenant": tenant_id})).first()
-    plan = Plan(row.tier) if row is not None else Plan.FREE
+async def load_state(session: AsyncSession | driver.Bound, tenant_id: uuid.UUID) -> TenantCompliance:
+    row = await driver.fetch_one(session, _STATE, tenant_id)
+    plan = Plan(row["tier"]) if row is not None else Plan.FREE
     values = default_settings(plan)
     version, updated_at = 0, None
     custom_raw: list[dict[str, Any]] = []
     if row is not None:
-        custom_raw = list(row.custom or [])
-        if row.version is not None:
-            version, updated_at = row.version, row.created_at
+        custom_raw = list(row["custom"] or [])
+        if row["version"] is not None:
+            version, updated_at = row["version"], row["created_at"]
             values = {
-                "enabled_frameworks": list(row.enabled_frameworks),
-                "enabled_at": dict(row.enabled_at),
-                "auto_generation": row.auto_generation,
-                "signing_enabled": row.signing_enabled,
-                "retention_years": row.retention_years,
-                "report_frequency": row.report_frequency,
-                "report_recipients": list(row.report_recipients),
+                "enabled_frameworks": list(row["enabled_frameworks"]),
+                "enabled_at": dict(row["enabled_at"]),
+                "auto_generation": row["auto_generation"],
+                "signing_enabled": row["signing_enabled"],
+                "retention_years": row["retention_years"],
+                "report_frequency": row["report_frequency"],
+                "report_recipients": list(row["report_recipients"]),
             }
     customs: dict[str, Framework] = {}
     mappings: list[CustomMapping] = []

@@ -27,13 +27,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import orjson
+
 from vibethink.compliance import merkle
 from vibethink.compliance.canonical import canonical
 from vibethink.compliance.keys import verify_signature
 
 EXPORT_FORMAT = "vibethink-compliance-export/1"
 GENESIS = "0" * 64
-CHUNK = 20_000
+BLOCK = 1 << 22  # bytes of whole lines per task for a worker (about 18,000 records)
+RECORDS = "evidence.jsonl"
 MAX_PROBLEMS = 100
 FILES = ("evidence.jsonl", "checkpoints.jsonl", "notes.jsonl", "keys.json")
 PRUNINGS = "prunings.jsonl"  # in exports of ledgers that ever pruned (older exports lack it)
@@ -147,6 +150,8 @@ class ChunkResult:
 
 
 _KEYS: dict[str, bytes] = {}
+_RECORD_START = b'{"record":'
+_RECORD_END = b',"entry_hash":"'
 
 
 def _init_worker(keys: dict[str, bytes]) -> None:
@@ -154,41 +159,69 @@ def _init_worker(keys: dict[str, bytes]) -> None:
     _KEYS.update(keys)
 
 
-def check_chunk(start_line: int, lines: list[bytes]) -> ChunkResult:
+def _read_line(line: bytes) -> tuple[dict[str, Any], bytes, str, Any, bool]:
+    """(record, leaf hash, claimed entry hash, signature, is a pruned stub) of one line of evidence.jsonl.
+
+    The exporter writes each record as its canonical bytes, `{"record":<RFC 8785 document>,
+    "entry_hash":…,"signature":…}`: when those bytes hash to the claimed entry hash they are the
+    signed document itself and nothing needs re-encoding. Anything else (another key order, spaces,
+    a changed record) is parsed and canonicalised, and its own hash is what gets compared. A stub
+    (`{"pruned": …}`) has no content left: its entry hash stands as stated, and its signature and
+    the chain and tree around it still check it.
+    """
+    cut = line.rfind(_RECORD_END)
+    if line.startswith(_RECORD_START) and cut > 0:
+        raw = line[len(_RECORD_START) : cut]
+        tail = orjson.loads(b"{" + line[cut + 1 :])
+        entry_hash = tail["entry_hash"]
+        leaf = merkle.leaf_hash(raw)
+        if type(entry_hash) is str and leaf.hex() == entry_hash:
+            record = orjson.loads(raw)
+            if type(record) is dict:
+                return record, leaf, entry_hash, tail.get("signature"), False
+    item = orjson.loads(line)
+    stub = item.get("pruned")
+    if stub is not None:
+        leaf = bytes.fromhex(item["entry_hash"])
+        if len(leaf) != 32:
+            raise ValueError("an entry hash is 32 bytes")
+        return stub, leaf, item["entry_hash"], item.get("signature"), True
+    record = item["record"]
+    return record, merkle.leaf_hash(canonical(record)), item["entry_hash"], item.get("signature"), False
+
+
+def check_chunk(start_line: int, lines: list[bytes] | bytes) -> ChunkResult:
     """Checks records independently of their neighbours outside the chunk (seq and links inside it)."""
+    if isinstance(lines, bytes):
+        lines = lines.split(b"\n")
     problems: list[tuple[str, str]] = []
     leaves = bytearray()
     tenants: set[str] = set()
     pruned: list[tuple[int, int | None, bytes, bool]] = []
     signed = 0
     first_seq = first_prev = last_seq = last_hash = None
-    for offset, line in enumerate(lines):
-        where = f"line {start_line + offset}"
+    number = start_line - 1
+    for line in lines:
+        number += 1
+        if not line.strip():
+            continue
+        where = f"line {number}"
         try:
-            item = json.loads(line)
-            entry_hash, signature = item["entry_hash"], item.get("signature")
-            stub = item.get("pruned")
-            record = stub if stub is not None else item["record"]
+            record, leaf, entry_hash, signature, is_stub = _read_line(line)
             seq = int(record["seq"])
             where = f"record {seq}"
             prev = str(record["prev_hash"])
-            if stub is not None:
-                # The content is gone: the entry hash stands as stated, the signature and the
-                # chain and tree around it still check it.
-                leaf = bytes.fromhex(entry_hash)
-                if len(leaf) != 32:
-                    raise ValueError("an entry hash is 32 bytes")
-                number = stub.get("pruning")
-                pruned.append((seq, None if number is None else int(number), leaf, signature is not None))
-            else:
-                leaf = merkle.leaf_hash(canonical(record))
-        except (ValueError, KeyError, TypeError) as exc:
+            if is_stub:
+                pruning = record.get("pruning")
+                pruned.append((seq, None if pruning is None else int(pruning), leaf, signature is not None))
+        except (ValueError, KeyError, TypeError) as exc:  # orjson.JSONDecodeError is a ValueError
             problems.append((where, f"unreadable record ({type(exc).__name__}: {exc})"))
             leaves.extend(b"\0" * 32)
             continue
         leaves.extend(leaf)
         tenants.add(str(record.get("tenant_id")))
-        if leaf.hex() != entry_hash:
+        leaf_hex = leaf.hex()
+        if leaf_hex != entry_hash:
             problems.append((where, "content does not match its entry hash: the record was changed"))
         if last_seq is not None:
             if seq != last_seq + 1:
@@ -208,7 +241,7 @@ def check_chunk(start_line: int, lines: list[bytes]) -> ChunkResult:
                 problems.append((where, f"signature does not verify with key {key_id}"))
             else:
                 signed += 1
-        last_seq, last_hash = seq, leaf.hex()
+        last_seq, last_hash = seq, leaf_hex
     return ChunkResult(
         start_line,
         first_seq,
@@ -223,17 +256,28 @@ def check_chunk(start_line: int, lines: list[bytes]) -> ChunkResult:
     )
 
 
-def _chunks(handle: BinaryIO) -> Iterator[tuple[int, list[bytes]]]:
-    batch: list[bytes] = []
-    start = 1
-    for number, line in enumerate(handle, start=1):
-        if line.strip():
-            batch.append(line)
-        if len(batch) >= CHUNK:
-            yield start, batch
-            batch, start = [], number + 1
-    if batch:
-        yield start, batch
+def _blocks(handle: BinaryIO, digest: Any) -> Iterator[tuple[int, bytes]]:
+    """Whole lines, about BLOCK bytes at a time, with the number of their first line.
+
+    The file is read once: its SHA-256 (for the manifest check) is taken from the same reads.
+    """
+    carry = b""
+    line = 1
+    while True:
+        data = handle.read(BLOCK)
+        if not data:
+            break
+        digest.update(data)
+        data = carry + data
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            carry = data
+            continue
+        block, carry = data[:cut], data[cut:]
+        yield line, block
+        line += block.count(b"\n")
+    if carry:
+        yield line, carry
 
 
 def _load_keys(raw: bytes) -> dict[str, bytes]:
@@ -370,11 +414,12 @@ def _verify(export: Export, report: Report, trusted_keys: Path | None, workers: 
         return
     report.tenant_id = manifest.get("tenant_id")
     listed = manifest.get("files") or {}
-    for name in (*FILES, *([PRUNINGS] if PRUNINGS in listed else [])):
-        expected = listed.get(name, {}).get("sha256")
+    names = (*FILES, *([PRUNINGS] if PRUNINGS in listed else []))
+    expected = {name: listed.get(name, {}).get("sha256") for name in names}
+    for name in names:
         if not export.exists(name):
             report.add(f"file {name}", "missing from the export")
-        elif expected != export.sha256(name):
+        elif name != RECORDS and expected[name] != export.sha256(name):
             report.add(f"file {name}", "its SHA-256 does not match the manifest")
     if trusted_keys is not None:
         keys = _load_keys(trusted_keys.read_bytes())
@@ -393,65 +438,87 @@ def _verify(export: Export, report: Report, trusted_keys: Path | None, workers: 
         public = keys.get(key_id)
         if public is None or not verify_signature(public, bytes.fromhex(signature or ""), canonical(body)):
             report.add("manifest", f"signature does not verify with key {key_id}")
+    checkpoints = _read_checkpoints(export)
     prunings = _load_prunings(export, manifest, report, keys)
-    leaves = _verify_records(export, report, keys, workers, prunings)
-    _close_prunings(report, prunings)
-    _verify_checkpoints(export, report, keys, leaves)
+    if export.exists(RECORDS):
+        trees = _Trees({int(item["checkpoint"]["tree_size"]) for item in checkpoints})
+        found = _verify_records(export, report, keys, workers, trees, prunings)
+        if found != expected[RECORDS]:
+            # Named first, as the other files' hashes are: the file itself is not what was exported.
+            problem = Problem(f"file {RECORDS}", "its SHA-256 does not match the manifest")
+            report.problems.insert(0, problem)
+            del report.problems[MAX_PROBLEMS:]
+        _close_prunings(report, prunings)
+        _verify_checkpoints(report, keys, checkpoints, trees)
     _verify_notes(export, report)
     if manifest.get("tree_size") != report.records:
         report.add("manifest", f"names {manifest.get('tree_size')} records, the export has {report.records}")
 
 
+class _Trees:
+    """The Merkle frontier over the records as they arrive, with the root at every checkpoint's size."""
+
+    def __init__(self, sizes: set[int]) -> None:
+        self.sizes = sorted(sizes)
+        self.roots: dict[int, bytes] = {}
+        self.frontier: merkle.Frontier = []
+        self.size = 0
+        self._next = 0
+
+    def extend(self, leaves: bytes) -> None:
+        hashes = [leaves[i : i + 32] for i in range(0, len(leaves), 32)]
+        done = 0
+        while self._next < len(self.sizes) and self.sizes[self._next] <= self.size + len(hashes):
+            target = self.sizes[self._next]
+            if target > self.size:
+                self.frontier = merkle.extend(self.frontier, hashes[done : done + target - self.size])
+                done += target - self.size
+                self.size = target
+            if target > 0:
+                self.roots[target] = merkle.frontier_root(self.frontier)
+            self._next += 1
+        self.frontier = merkle.extend(self.frontier, hashes[done:])
+        self.size += len(hashes) - done
+
+
 def _verify_records(
-    export: Export, report: Report, keys: dict[str, bytes], workers: int, prunings: dict[int, PruningCheck]
-) -> list[bytes]:
-    leaves = bytearray()
-    previous_seq, previous_hash = 0, GENESIS
-    with export.open("evidence.jsonl") as handle:
-        chunks = _chunks(handle)
+    export: Export,
+    report: Report,
+    keys: dict[str, bytes],
+    workers: int,
+    trees: _Trees,
+    prunings: dict[int, PruningCheck],
+) -> str:
+    """Checks every record on `workers` processes; returns the SHA-256 of evidence.jsonl."""
+    digest = hashlib.sha256()
+    with export.open(RECORDS) as handle:
+        blocks = _blocks(handle, digest)
         if workers > 1:
             with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(keys,)) as pool:
-                _merge(
-                    _bounded(pool, chunks, 2 * workers), report, leaves, previous_seq, previous_hash, prunings
-                )
+                _merge(_bounded(pool, blocks, 2 * workers), report, trees, prunings)
         else:
             _init_worker(keys)
-            _merge(
-                (check_chunk(s, lines) for s, lines in chunks),
-                report,
-                leaves,
-                previous_seq,
-                previous_hash,
-                prunings,
-            )
-    return [bytes(leaves[i : i + 32]) for i in range(0, len(leaves), 32)]
+            _merge((check_chunk(start, block) for start, block in blocks), report, trees, prunings)
+    return digest.hexdigest()
 
 
 def _bounded(
-    pool: ProcessPoolExecutor, chunks: Iterator[tuple[int, list[bytes]]], window: int
+    pool: ProcessPoolExecutor, chunks: Iterator[tuple[int, bytes]], window: int
 ) -> Iterator[ChunkResult]:
     """Results in order, with at most `window` chunks read ahead: memory stays flat for any export size."""
     pending: deque[Future[ChunkResult]] = deque()
-    for chunk in chunks:
-        pending.append(pool.submit(_check_pair, chunk))
+    for start, block in chunks:
+        pending.append(pool.submit(check_chunk, start, block))
         if len(pending) >= window:
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
 
 
-def _check_pair(pair: tuple[int, list[bytes]]) -> ChunkResult:
-    return check_chunk(*pair)
-
-
 def _merge(
-    results: Iterator[ChunkResult],
-    report: Report,
-    leaves: bytearray,
-    previous_seq: int,
-    previous_hash: str,
-    prunings: dict[int, PruningCheck],
+    results: Iterator[ChunkResult], report: Report, trees: _Trees, prunings: dict[int, PruningCheck]
 ) -> None:
+    previous_seq, previous_hash = 0, GENESIS
     for chunk in results:
         if chunk.first_seq is not None:
             where = f"record {chunk.first_seq}"
@@ -464,57 +531,62 @@ def _merge(
         _check_stubs(chunk, report, prunings)
         if report.tenant_id is not None and chunk.tenants - {report.tenant_id}:
             report.add(f"records from line {chunk.start_line}", "records of another tenant are mixed in")
-        leaves.extend(chunk.leaves)
+        trees.extend(chunk.leaves)
         report.records += len(chunk.leaves) // 32
         report.signed_records += chunk.signed
         if chunk.last_seq is not None:
             previous_seq, previous_hash = chunk.last_seq, chunk.last_hash or ""
 
 
-def _verify_checkpoints(export: Export, report: Report, keys: dict[str, bytes], leaves: list[bytes]) -> None:
-    previous: dict[str, Any] | None = None
-    frontier: merkle.Frontier = []
+def _read_checkpoints(export: Export) -> list[dict[str, Any]]:
+    if not export.exists("checkpoints.jsonl"):
+        return []
     with export.open("checkpoints.jsonl") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            item = json.loads(line)
-            document, signature = item["checkpoint"], item.get("signature")
-            size = int(document["tree_size"])
-            where = f"checkpoint {size}"
-            report.checkpoints += 1
-            key_id = document.get("key_id")
-            if key_id is not None:
-                public = keys.get(key_id)
-                if public is None or not verify_signature(
-                    public, bytes.fromhex(signature or ""), canonical(document)
-                ):
-                    report.add(where, f"signature does not verify with key {key_id}")
-            if size > len(leaves):
-                report.add(where, f"covers {size} records but the export has {len(leaves)}")
-                continue
-            done = merkle.frontier_size(frontier)
-            if size < done:
-                report.add(where, "checkpoints are out of order")
-                continue
-            frontier = merkle.extend(frontier, leaves[done:size])
-            root = merkle.frontier_root(frontier).hex()
-            if root != document["root_hash"]:
-                report.add(where, "its Merkle root does not match the records it covers")
-            if previous is not None:
-                proof = [bytes.fromhex(p) for p in item.get("consistency_proof") or []]
-                if not merkle.verify_consistency(
-                    int(previous["tree_size"]),
-                    size,
-                    bytes.fromhex(previous["root_hash"]),
-                    bytes.fromhex(document["root_hash"]),
-                    proof,
-                ):
-                    report.add(where, f"consistency proof from {previous['tree_size']} does not verify")
-            previous = document
-            report.tree_size, report.root_hash = size, document["root_hash"]
-    if leaves and report.tree_size != len(leaves):
-        report.add("checkpoints", f"the last checkpoint covers {report.tree_size} of {len(leaves)} records")
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _verify_checkpoints(
+    report: Report, keys: dict[str, bytes], checkpoints: list[dict[str, Any]], trees: _Trees
+) -> None:
+    previous: dict[str, Any] | None = None
+    done = 0
+    for item in checkpoints:
+        document, signature = item["checkpoint"], item.get("signature")
+        size = int(document["tree_size"])
+        where = f"checkpoint {size}"
+        report.checkpoints += 1
+        key_id = document.get("key_id")
+        if key_id is not None:
+            public = keys.get(key_id)
+            if public is None or not verify_signature(
+                public, bytes.fromhex(signature or ""), canonical(document)
+            ):
+                report.add(where, f"signature does not verify with key {key_id}")
+        if size > report.records:
+            report.add(where, f"covers {size} records but the export has {report.records}")
+            continue
+        if size < done:
+            report.add(where, "checkpoints are out of order")
+            continue
+        done = size
+        root = trees.roots[size].hex() if size in trees.roots else merkle.EMPTY_ROOT.hex()
+        if root != document["root_hash"]:
+            report.add(where, "its Merkle root does not match the records it covers")
+        if previous is not None:
+            proof = [bytes.fromhex(p) for p in item.get("consistency_proof") or []]
+            if not merkle.verify_consistency(
+                int(previous["tree_size"]),
+                size,
+                bytes.fromhex(previous["root_hash"]),
+                bytes.fromhex(document["root_hash"]),
+                proof,
+            ):
+                report.add(where, f"consistency proof from {previous['tree_size']} does not verify")
+        previous = document
+        report.tree_size, report.root_hash = size, document["root_hash"]
+    if report.records and report.tree_size != report.records:
+        covered = f"the last checkpoint covers {report.tree_size} of {report.records} records"
+        report.add("checkpoints", covered)
 
 
 def _verify_notes(export: Export, report: Report) -> None:
