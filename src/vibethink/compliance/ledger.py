@@ -8,11 +8,9 @@ transaction-scoped advisory lock, so sequence numbers are gapless and the chain 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -199,22 +197,10 @@ async def _lock_and_head(
     return seq, head, seen
 
 
-# Signing releases the GIL (libsodium through cffi): a batch is signed on another core while the
-# event loop goes on with other work.
-_SIGNERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="evidence-sign")
-SIGN_AWAY_FROM = 8  # rows; below this the hand-over costs more than it saves
-
-
-def _sign_all(signer: SigningKey, digests: list[bytes]) -> list[str | None]:
-    return [signer.sign(d).hex() for d in digests]
-
-
-async def _signatures(signer: SigningKey | None, digests: list[bytes]) -> list[str | None]:
+def _signatures(signer: SigningKey | None, digests: list[bytes]) -> list[str | None]:
     if signer is None:
         return [None] * len(digests)
-    if len(digests) < SIGN_AWAY_FROM:
-        return _sign_all(signer, digests)
-    return await asyncio.get_running_loop().run_in_executor(_SIGNERS, _sign_all, signer, digests)
+    return [signer.sign(d).hex() for d in digests]
 
 
 @lru_cache(maxsize=256)
@@ -378,7 +364,7 @@ async def append(
         rows.append(row)
     if not rows:
         return result
-    for row, signature in zip(rows, await _signatures(signer, digests), strict=True):
+    for row, signature in zip(rows, _signatures(signer, digests), strict=True):
         row["signature"] = signature
     await bound.execute(
         _INSERT,
