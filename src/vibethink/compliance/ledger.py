@@ -462,16 +462,7 @@ async def issue_checkpoint(
     base = await bound.fetch_one(_CHECKPOINT_AT_MOST, tenant_id, size)
     if base is not None and base["tree_size"] == size:
         return Checkpoint(tenant_id=tenant_id, **base)
-    frontier: merkle.Frontier = (
-        [(int(s), bytes.fromhex(h)) for s, h in base["frontier"]] if base is not None else []
-    )
-    start = base["tree_size"] if base is not None else 0
-    # Rows this transaction just wrote are visible to it: the leaves come from the table either way.
-    frontier = merkle.extend(frontier, await leaf_hashes(bound, tenant_id, start, size))
-    if merkle.frontier_size(frontier) != size:
-        raise LedgerDamaged(
-            f"checkpoint at {size} found {merkle.frontier_size(frontier)} rows: rows are missing"
-        )
+    frontier = await _extend_checkpoint(bound, tenant_id, base, size)
     return await _sign_checkpoint(bound, keys, tenant_id, frontier, sign=sign)
 
 
@@ -509,6 +500,16 @@ async def _sign_checkpoint(
 async def _frontier_from_table(bound: driver.Bound, tenant_id: uuid.UUID, size: int) -> merkle.Frontier:
     """The Merkle frontier of the first `size` rows: the last checkpoint's, extended by the rows since."""
     base = await bound.fetch_one(_CHECKPOINT_AT_MOST, tenant_id, size)
+    return await _extend_checkpoint(bound, tenant_id, base, size)
+
+
+async def _extend_checkpoint(
+    bound: driver.Bound, tenant_id: uuid.UUID, base: dict[str, Any] | None, size: int
+) -> merkle.Frontier:
+    """The frontier of checkpoint row `base` (None: the empty tree) extended to the first `size` rows.
+
+    Rows this transaction just wrote are visible to it: the leaves come from the table either way.
+    """
     frontier: merkle.Frontier = (
         [(int(s), bytes.fromhex(h)) for s, h in base["frontier"]] if base is not None else []
     )
@@ -516,7 +517,7 @@ async def _frontier_from_table(bound: driver.Bound, tenant_id: uuid.UUID, size: 
     frontier = merkle.extend(frontier, await leaf_hashes(bound, tenant_id, start, size))
     if merkle.frontier_size(frontier) != size:
         raise LedgerDamaged(
-            f"checkpoint after {size} found {merkle.frontier_size(frontier)} rows: rows are missing"
+            f"checkpoint at {size} found {merkle.frontier_size(frontier)} rows: rows are missing"
         )
     return frontier
 

@@ -310,6 +310,15 @@ def _years_before(moment: datetime, years: int) -> datetime:
         return moment.replace(year=moment.year - years, day=28)
 
 
+def _check_signed(
+    report: Report, where: str, keys: dict[str, bytes], key_id: Any, signature: Any, document: dict[str, Any]
+) -> None:
+    """Reports `where` unless `signature` verifies over `document`'s canonical bytes with `key_id`."""
+    public = keys.get(key_id)
+    if public is None or not verify_signature(public, bytes.fromhex(signature or ""), canonical(document)):
+        report.add(where, f"signature does not verify with key {key_id}")
+
+
 def _check_pruning(item: dict[str, Any], report: Report, keys: dict[str, bytes]) -> PruningCheck:
     document, signature = item["pruning"], item.get("signature")
     number = int(document["number"])
@@ -317,11 +326,7 @@ def _check_pruning(item: dict[str, Any], report: Report, keys: dict[str, bytes])
     problems_before = len(report.problems)
     key_id = document.get("key_id")
     if key_id is not None:
-        public = keys.get(key_id)
-        if public is None or not verify_signature(
-            public, bytes.fromhex(signature or ""), canonical(document)
-        ):
-            report.add(where, f"signature does not verify with key {key_id}")
+        _check_signed(report, where, keys, key_id, signature, document)
     elif signature is not None:
         report.add(where, "carries a signature but names no key")
     if document.get("type") != PRUNING_TYPE:
@@ -435,9 +440,7 @@ def _verify(export: Export, report: Report, trusted_keys: Path | None, workers: 
     body = {k: v for k, v in manifest.items() if k != "signature"}
     key_id = manifest.get("key_id")
     if key_id is not None:
-        public = keys.get(key_id)
-        if public is None or not verify_signature(public, bytes.fromhex(signature or ""), canonical(body)):
-            report.add("manifest", f"signature does not verify with key {key_id}")
+        _check_signed(report, "manifest", keys, key_id, signature, body)
     checkpoints = _read_checkpoints(export)
     prunings = _load_prunings(export, manifest, report, keys)
     if export.exists(RECORDS):
@@ -557,11 +560,7 @@ def _verify_checkpoints(
         report.checkpoints += 1
         key_id = document.get("key_id")
         if key_id is not None:
-            public = keys.get(key_id)
-            if public is None or not verify_signature(
-                public, bytes.fromhex(signature or ""), canonical(document)
-            ):
-                report.add(where, f"signature does not verify with key {key_id}")
+            _check_signed(report, where, keys, key_id, signature, document)
         if size > report.records:
             report.add(where, f"covers {size} records but the export has {report.records}")
             continue
