@@ -10,7 +10,21 @@ from tests.chat.conftest import ChatTwin, new_fan
 from tests.factories import ADMIN, make_tiers
 
 from vibethink.billing import service as billing
+from vibethink.billing.models import PricingTier
 from vibethink.core.database import Database, RlsContext
+
+
+async def _subscribe(db: Database, twin: ChatTwin, tier: PricingTier, fan_key: str) -> None:
+    """The fan subscribes to `tier` now (the offline ledger provider)."""
+    async with db.transaction(RlsContext(tenant_id=twin.tenant.id)) as s:
+        await billing.start_subscription(
+            s,
+            tenant_id=twin.tenant.id,
+            celebrity_id=twin.celebrity_id,
+            tier=tier,
+            fan_key=fan_key,
+            started_at=datetime.now(UTC),
+        )
 
 
 async def test_a_free_fan_is_refused_past_the_quota_with_the_reset_time_and_upgrades(
@@ -47,15 +61,7 @@ async def test_a_premium_fan_is_not_refused(
 ) -> None:
     tiers = await make_tiers(db, chat_twin.tenant.id, chat_twin.celebrity_id, free_per_day=1)
     fan = await new_fan(client, chat_twin.portal)
-    async with db.transaction(RlsContext(tenant_id=chat_twin.tenant.id)) as s:
-        await billing.start_subscription(
-            s,
-            tenant_id=chat_twin.tenant.id,
-            celebrity_id=chat_twin.celebrity_id,
-            tier=tiers["PREMIUM"],
-            fan_key=fan.fan_key,
-            started_at=datetime.now(UTC),
-        )
+    await _subscribe(db, chat_twin, tiers["PREMIUM"], fan.fan_key)
     conversation = await fan.start()
     for _ in range(3):
         reply = await fan.say(conversation, "Who won the World Cup in 2022?")
@@ -79,15 +85,7 @@ async def test_a_fan_who_subscribes_mid_conversation_has_the_new_tier_in_its_con
     assert (await client.get(url, headers=fan.headers)).json()["context"]["userTier"] == "FREE"
     assert (await fan.say(conversation, "Who won the World Cup in 2022?")).status_code == 200
     assert (await fan.say(conversation, "And in 2018?")).status_code == 429
-    async with db.transaction(RlsContext(tenant_id=chat_twin.tenant.id)) as s:
-        await billing.start_subscription(
-            s,
-            tenant_id=chat_twin.tenant.id,
-            celebrity_id=chat_twin.celebrity_id,
-            tier=tiers["PREMIUM"],
-            fan_key=fan.fan_key,
-            started_at=datetime.now(UTC),
-        )
+    await _subscribe(db, chat_twin, tiers["PREMIUM"], fan.fan_key)
     # The same conversation goes on, past the free quota, and stores its changed context.
     assert (await fan.say(conversation, "And in 2018?")).status_code == 200
     assert (await client.get(url, headers=fan.headers)).json()["context"]["userTier"] == "PREMIUM"
