@@ -10,25 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sqlalchemy.engine import URL
+
 from bench.report import percentile, table
+from bench.target import bench_target
 from vibethink.billing import statements
-from vibethink.core import migrations
 from vibethink.core.database import (
     Database,
     RlsContext,
     app_url_for,
     asyncpg_connect_args,
-    ensure_database,
-    owner_url,
-    stop_embedded,
 )
-from vibethink.core.settings import Settings
 
 DATABASE = "vibethink_bench_billing"
 MONTH = date(2026, 10, 1)
@@ -45,23 +42,11 @@ class BillingData:
         return f"{DATA_VERSION}:{self.talents}x{self.transactions}"
 
 
-@contextmanager
-def billing_database() -> Iterator[tuple[Settings, object]]:
-    settings = Settings(database_name=DATABASE, in_process_dispatcher=False)
-    try:
-        owner = owner_url(settings).set(database=DATABASE)
-        ensure_database(owner)
-        migrations.upgrade(owner)
-        yield settings, owner
-    finally:
-        stop_embedded()
-
-
-async def ensure_data(owner: object, data: BillingData) -> float | None:
+async def ensure_data(owner: URL, data: BillingData) -> float | None:
     """Builds the talents and their month of transactions unless present; the load time, or None."""
     import asyncpg
 
-    conn = await asyncpg.connect(**asyncpg_connect_args(owner))  # type: ignore[arg-type]
+    conn = await asyncpg.connect(**asyncpg_connect_args(owner))
     try:
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS bench_meta (key text PRIMARY KEY, value text NOT NULL)"
@@ -368,18 +353,19 @@ PARTS = ("statements", "quota")
 def run(*, talents: int = 1_000, transactions: int = 10_000, parts: Iterable[str] = PARTS) -> str:
     data = BillingData(talents, transactions)
     wanted = set(parts)
-    with billing_database() as (settings, owner):
+    with bench_target(database=DATABASE) as target:
+        settings, owner = target.settings, target.owner
         loaded = asyncio.run(ensure_data(owner, data))
         if loaded is not None:
             print(f"  loaded {talents:,} talents × {transactions:,} transactions in {loaded:.0f} s")
 
         async def measure() -> list[str]:
-            db = Database(settings, owner=owner)  # type: ignore[arg-type]
+            db = Database(settings, owner=owner)
             sections: list[str] = []
             try:
                 found = await bench_talents(db, data)
                 if "statements" in wanted:
-                    app = app_url_for(settings, owner)  # type: ignore[arg-type]
+                    app = app_url_for(settings, owner)
                     sections.append(
                         f"### Month-end statements (app role `{app.username}`, RLS on)\n\n"
                         + await run_statements(db, found)

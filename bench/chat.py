@@ -17,7 +17,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse
 from bench import wrk
 from bench.api_overhead import _free_port, _stop
 from bench.report import percentile, process_cpu_seconds, table
-from bench.target import BenchTarget
+from bench.target import BenchTarget, bench_target
 
 CONCURRENCIES = (8, 50, 200)
 PROMPTS = ("Who won the World Cup in 2022?", "Tell me about Pelé in 1970", "What boots did Messi wear?")
@@ -215,21 +215,9 @@ def fake_model() -> Iterator[str]:
 # -- data ----------------------------------------------------------------------------------------
 
 
-@contextmanager
-def chat_target() -> Iterator[BenchTarget]:
+def chat_target() -> AbstractContextManager[BenchTarget]:
     """A database of this suite's own, rebuilt by the migrations on every run (chat writes pile up)."""
-    from vibethink.core import migrations
-    from vibethink.core.database import app_url_for, ensure_database, owner_url, stop_embedded
-    from vibethink.core.settings import Settings
-
-    base = Settings(database_name=CHAT_DATABASE, in_process_dispatcher=False)
-    try:
-        owner = owner_url(base.model_copy(update={"database_name": "postgres"})).set(database=CHAT_DATABASE)
-        ensure_database(owner, recreate=True)
-        migrations.upgrade(owner)
-        yield BenchTarget(settings=base, owner=owner, app=app_url_for(base, owner))
-    finally:
-        stop_embedded()
+    return bench_target(database=CHAT_DATABASE, recreate=True)
 
 
 async def make_twin(target: BenchTarget, provider: str = "openai") -> tuple[uuid.UUID, uuid.UUID]:

@@ -14,15 +14,15 @@ import random
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
 
 from bench.chat import started
 from bench.report import percentile, table
-from bench.target import BenchTarget
+from bench.target import BenchTarget, bench_target
 
 DATABASE = "vibethink_bench_deployments"
 ORIGIN = "https://fans.example.com"
@@ -30,20 +30,8 @@ ORIGIN = "https://fans.example.com"
 WARM_SAMPLE = 200
 
 
-@contextmanager
-def deployments_target() -> Iterator[BenchTarget]:
-    from vibethink.core import migrations
-    from vibethink.core.database import app_url_for, ensure_database, owner_url, stop_embedded
-    from vibethink.core.settings import Settings
-
-    base = Settings(database_name=DATABASE, in_process_dispatcher=False)
-    try:
-        owner = owner_url(base.model_copy(update={"database_name": "postgres"})).set(database=DATABASE)
-        ensure_database(owner, recreate=True)
-        migrations.upgrade(owner)
-        yield BenchTarget(settings=base, owner=owner, app=app_url_for(base, owner))
-    finally:
-        stop_embedded()
+def deployments_target() -> AbstractContextManager[BenchTarget]:
+    return bench_target(database=DATABASE, recreate=True)
 
 
 async def populate(target: BenchTarget, talents: int) -> list[tuple[str, str, str]]:

@@ -14,8 +14,7 @@ import math
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,14 +23,11 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench.report import percentile, table
-from vibethink.core import migrations
+from bench.target import bench_target
 from vibethink.core.database import (
     Database,
     RlsContext,
     asyncpg_connect_args,
-    ensure_database,
-    owner_url,
-    stop_embedded,
 )
 from vibethink.core.settings import Settings
 from vibethink.twin.knowledge import Passage
@@ -78,18 +74,6 @@ def tenant_of(n: int) -> uuid.UUID:
 def vocabulary(shape: Shape) -> list[str]:
     """Common football words first, then rarer synthetic terms: rank drives frequency."""
     return FOOTBALL + [f"term{n}" for n in range(shape.rare_terms)]
-
-
-@contextmanager
-def retrieval_target() -> Iterator[tuple[Settings, URL]]:
-    settings = Settings(database_name=DATABASE, in_process_dispatcher=False, pool_size=2, pool_max_overflow=0)
-    try:
-        owner = owner_url(settings).set(database=DATABASE)
-        ensure_database(owner)
-        migrations.upgrade(owner)
-        yield settings, owner
-    finally:
-        stop_embedded()
 
 
 async def _present(conn: asyncpg.Connection) -> str | None:
@@ -333,7 +317,8 @@ def run(*, quick: bool = False, kinds: tuple[str, ...] = ("text", "vector", "hyb
     """Builds the data if needed and returns the Markdown table of latencies (of the `kinds` asked)."""
     shape = Shape()
     queries = 200 if quick else 1000
-    with retrieval_target() as (settings, owner):
+    with bench_target(database=DATABASE, pool_size=2, pool_max_overflow=0) as target:
+        settings, owner = target.settings, target.owner
         owner_args = asyncpg_connect_args(owner)
         asyncio.run(ensure_data(owner_args, shape))
         totals = asyncio.run(_totals(owner_args))

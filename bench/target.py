@@ -67,12 +67,15 @@ class BenchTarget:
 
 
 @contextmanager
-def bench_target(*, migrate: bool = True) -> Iterator[BenchTarget]:
-    """The bench database, created and migrated; stops the embedded server if this process started it."""
-    base = Settings(database_name=BENCH_DATABASE, in_process_dispatcher=False)
+def bench_target(
+    *, database: str = BENCH_DATABASE, migrate: bool = True, recreate: bool = False, **settings: Any
+) -> Iterator[BenchTarget]:
+    """A bench database, created (or `recreate`d) and migrated; stops the embedded server if this
+    process started it. `settings` are extra `Settings` fields (a pool size, …)."""
+    base = Settings(database_name=database, in_process_dispatcher=False, **settings)
     try:
-        owner = owner_url(base).set(database=BENCH_DATABASE)
-        ensure_database(owner)
+        owner = owner_url(base.model_copy(update={"database_name": "postgres"})).set(database=database)
+        ensure_database(owner, recreate=recreate)
         if migrate:
             migrations.upgrade(owner)
         yield BenchTarget(settings=base, owner=owner, app=app_url_for(base, owner))
