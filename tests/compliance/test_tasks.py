@@ -57,6 +57,49 @@ class TestTheOutboxConsumer:
         assert str(actor) not in str(by_type["ROLE_ASSIGNED"].observation)
         assert by_type["CONFIGURATION_CHANGE"].control_id == "CHG-02"
 
+    async def test_a_tenants_claimed_events_become_one_gapless_run_of_evidence_in_their_order(
+        self, db: Database, keys: KeyStore, test_settings: Settings, tmp_path: Path
+    ) -> None:
+        from tests.compliance.conftest import deployment
+
+        made = await make_ledger(db, keys, frameworks=FIVE)
+        versions = [f"v9.{n}.0" for n in range(12)]
+        async with db.transaction(context(made.tenant.id)) as session:
+            emitted = [
+                await outbox.emit(
+                    session,
+                    "CODE_DEPLOYMENT",
+                    tenant_id=made.tenant.id,
+                    payload={**deployment().payload, "version": version},
+                )
+                for version in versions
+            ]
+        settings = test_settings.model_copy(update={"compliance_keys_dir": tmp_path / "keys"})
+        registry = ConsumerRegistry()
+        tasks.register(registry, settings=lambda: settings)
+        dispatcher = Dispatcher(db, registry, worker_id="test", batch_size=100)
+        await dispatcher.drain()
+        await dispatcher.drain()  # nothing is left to add
+
+        async with db.transaction(context(made.tenant.id)) as session:
+            rows = list(
+                (
+                    await session.scalars(
+                        select(Evidence)
+                        .where(Evidence.tenant_id == made.tenant.id, Evidence.event_type == "CODE_DEPLOYMENT")
+                        .order_by(Evidence.seq)
+                    )
+                ).all()
+            )
+            path = tmp_path / "ledger.zip"
+            await write_export(session, keys, made.tenant.id, path)
+        assert len(rows) == 3 * len(emitted)  # three controls per deployment, once each
+        assert [r.event_id for r in rows[::3]] == emitted
+        assert [r.observation["facts"]["version"] for r in rows[::3]] == versions
+        assert [r.seq for r in rows] == list(range(rows[0].seq, rows[0].seq + len(rows)))
+        result = CliRunner().invoke(cli, ["compliance", "verify", str(path), "--workers", "1"])
+        assert result.exit_code == 0, result.output
+
 
 class TestTheVerifyCommand:
     async def test_it_verifies_an_export_and_names_the_first_bad_record(

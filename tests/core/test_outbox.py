@@ -9,7 +9,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -281,6 +281,110 @@ class TestAFailingConsumerIsRetried:
         assert flaky.calls == [event_id, event_id]
         assert sorted(await deliveries(db, [event_id])) == [(event_id, "flaky"), (event_id, "steady")]
         assert (await event_row(db, event_id))["status"] == "DONE"
+
+
+@dataclass
+class BatchConsumer:
+    """Takes a tenant's events in one call; a batch holding a `poison` event fails, as does that event."""
+
+    poison: set[uuid.UUID] = field(default_factory=set)
+    batches: list[tuple[str, list[uuid.UUID]]] = field(default_factory=list)
+    singles: list[uuid.UUID] = field(default_factory=list)
+
+    async def handle_many(
+        self, session: AsyncSession, tenant_id: uuid.UUID, events: Sequence[DeliveredEvent]
+    ) -> None:
+        context = (await session.execute(text("SELECT current_setting('app.tenant_id')"))).scalar_one()
+        assert all(e.tenant_id == tenant_id for e in events)
+        self.batches.append((context, [e.id for e in events]))
+        if self.poison & {e.id for e in events}:
+            raise RuntimeError("a bad event in the batch")
+
+    async def handle(self, session: AsyncSession, event: DeliveredEvent) -> None:
+        self.singles.append(event.id)
+        if event.id in self.poison:
+            raise RuntimeError("this event is bad")
+
+
+def batch_registry(event_type: str, consumer: BatchConsumer) -> ConsumerRegistry:
+    result = ConsumerRegistry()
+    result.register("ledger", consumer.handle, event_types={event_type}, handle_many=consumer.handle_many)
+    return result
+
+
+class TestBatchConsumers:
+    async def test_a_tenants_events_arrive_in_one_call_under_its_context_and_finish_with_it(
+        self, db: Database, worker_db: Database, tenant: MadeTenant, event_type: str, unique: str
+    ) -> None:
+        other_tenant = await make_tenant(db, slug=f"outbox-batch-{unique}")
+        mine = await emit(db, tenant.id, event_type, count=30)
+        theirs = await emit(db, other_tenant.id, event_type, count=5)
+        consumer = BatchConsumer()
+
+        await Dispatcher(worker_db, batch_registry(event_type, consumer), batch_size=100).drain()
+
+        assert sorted(consumer.batches) == sorted([(str(tenant.id), mine), (str(other_tenant.id), theirs)])
+        assert consumer.singles == []
+        rows = [await event_row(db, event_id) for event_id in mine + theirs]
+        assert {r["status"] for r in rows} == {"DONE"}
+        assert all(r["locked_by"] is None and r["processed_at"] is not None for r in rows)
+        assert len(await deliveries(db, mine + theirs)) == 35
+
+    async def test_a_failed_batch_is_delivered_one_by_one_and_only_the_bad_event_is_retried(
+        self, db: Database, worker_db: Database, tenant: MadeTenant, event_type: str
+    ) -> None:
+        events = await emit(db, tenant.id, event_type, count=6)
+        consumer = BatchConsumer(poison={events[2]})
+
+        await Dispatcher(worker_db, batch_registry(event_type, consumer), batch_size=100).drain()
+
+        assert consumer.batches == [(str(tenant.id), events)]  # rolled back: nothing of it stayed
+        assert consumer.singles == events
+        statuses = [(await event_row(db, event_id))["status"] for event_id in events]
+        assert statuses == ["DONE", "DONE", "PENDING", "DONE", "DONE", "DONE"]
+        assert "this event is bad" in (await event_row(db, events[2]))["last_error"]
+        assert sorted(e for e, _ in await deliveries(db, events)) == sorted(events[:2] + events[3:])
+
+    async def test_a_batch_after_a_retry_skips_the_events_it_already_handled(
+        self,
+        db: Database,
+        worker_db: Database,
+        owner: asyncpg.Connection,
+        tenant: MadeTenant,
+        event_type: str,
+    ) -> None:
+        # The batch consumer succeeds, a later single-event consumer fails once: the retry runs the
+        # batch consumer on nothing and the event finishes with the second consumer.
+        [event_id] = await emit(db, tenant.id, event_type)
+        batch, flaky = BatchConsumer(), RecordingConsumer(failures=1)
+        consumers = batch_registry(event_type, batch)
+        consumers.register("flaky", flaky, event_types={event_type})
+        dispatcher = Dispatcher(worker_db, consumers)
+
+        await dispatcher.drain()
+        assert (await event_row(db, event_id))["status"] == "PENDING"
+        await make_due(owner, event_id)
+        await dispatcher.drain()
+
+        assert batch.batches == [(str(tenant.id), [event_id])]
+        assert flaky.calls == [event_id, event_id]
+        assert (await event_row(db, event_id))["status"] == "DONE"
+        assert sorted(c for _, c in await deliveries(db, [event_id])) == ["flaky", "ledger"]
+
+    async def test_an_event_is_not_finished_by_the_batch_while_a_later_consumer_failed_it(
+        self, db: Database, worker_db: Database, tenant: MadeTenant, event_type: str
+    ) -> None:
+        [event_id] = await emit(db, tenant.id, event_type)
+        flaky, batch = RecordingConsumer(failures=1), BatchConsumer()
+        consumers = ConsumerRegistry()
+        consumers.register("flaky", flaky, event_types={event_type})
+        consumers.register("ledger", batch.handle, event_types={event_type}, handle_many=batch.handle_many)
+
+        await Dispatcher(worker_db, consumers).drain()
+
+        assert batch.batches == [(str(tenant.id), [event_id])]
+        row = await event_row(db, event_id)
+        assert (row["status"], row["processed_at"]) == ("PENDING", None)
 
 
 async def set_lease(

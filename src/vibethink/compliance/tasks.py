@@ -7,7 +7,8 @@ and prune evidence past each tenant's retention.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -17,7 +18,7 @@ from vibethink.compliance import ledger, retention, schedule
 from vibethink.compliance.keys import KeyStore, key_store
 from vibethink.compliance.rules import load_rules
 from vibethink.core.database import Database
-from vibethink.core.dispatcher import ConsumerRegistry, DeliveredEvent, Handler
+from vibethink.core.dispatcher import BatchHandler, ConsumerRegistry, DeliveredEvent, Handler
 from vibethink.core.periodic import PeriodicJob
 from vibethink.core.settings import Settings, get_settings
 
@@ -57,27 +58,36 @@ def incoming(event: DeliveredEvent) -> ledger.IncomingEvent:
     )
 
 
-def evidence_consumer(settings: Callable[[], Settings], keys: Callable[[Settings], KeyStore]) -> Handler:
-    """The consumer; settings and keys are resolved at delivery, so a rotated key is picked up."""
+def evidence_consumer(
+    settings: Callable[[], Settings], keys: Callable[[Settings], KeyStore]
+) -> tuple[Handler, BatchHandler]:
+    """The consumer, one event or a tenant's batch at a time (one append, one lock, one insert).
 
-    async def handle(session: AsyncSession, event: DeliveredEvent) -> None:
+    Settings and keys are resolved at delivery, so a rotated key is picked up.
+    """
+
+    async def handle_many(
+        session: AsyncSession, tenant_id: uuid.UUID, events: Sequence[DeliveredEvent]
+    ) -> None:
         current = settings()
         await ledger.append(
             session,
             keys(current),
             current.secret_key.encode(),
-            event.tenant_id,
-            [incoming(event)],
+            tenant_id,
+            [incoming(event) for event in events],
             checkpoint_every=current.compliance_checkpoint_every,
         )
 
-    return handle
+    async def handle(session: AsyncSession, event: DeliveredEvent) -> None:
+        await handle_many(session, event.tenant_id, [event])
+
+    return handle, handle_many
 
 
 def register(registry: ConsumerRegistry, *, settings: Callable[[], Settings] = get_settings) -> None:
-    registry.register(
-        CONSUMER, evidence_consumer(settings, key_store), event_types=set(load_rules().event_types)
-    )
+    handle, handle_many = evidence_consumer(settings, key_store)
+    registry.register(CONSUMER, handle, event_types=set(load_rules().event_types), handle_many=handle_many)
 
 
 def periodic_jobs(settings: Settings) -> list[PeriodicJob]:

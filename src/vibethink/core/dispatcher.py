@@ -2,6 +2,10 @@
 
 At-least-once: a consumer's work and its delivery record commit together, so a consumer that
 already handled an event (by id) is skipped when the event comes round again.
+
+A consumer that can take many events at once (`handle_many`) gets each tenant's share of a claimed
+batch in one transaction, which also marks the events DONE when it is their last consumer; if the
+batch fails, its events are retried one by one, so one bad event holds up no other.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,6 +48,9 @@ class DeliveredEvent:
 
 
 Handler = Callable[[AsyncSession, DeliveredEvent], Awaitable[None]]
+# One tenant's events, in the order they were claimed, in the transaction of the session (whose RLS
+# context is that tenant's).
+BatchHandler = Callable[[AsyncSession, uuid.UUID, Sequence[DeliveredEvent]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +58,7 @@ class Consumer:
     name: str
     event_types: frozenset[str] | None  # None: every event
     handle: Handler
+    handle_many: BatchHandler | None = None
 
     def wants(self, event_type: str) -> bool:
         return self.event_types is None or event_type in self.event_types
@@ -59,15 +68,27 @@ class ConsumerRegistry:
     def __init__(self) -> None:
         self._consumers: dict[str, Consumer] = {}
 
-    def register(self, name: str, handle: Handler, *, event_types: set[str] | None = None) -> None:
+    def register(
+        self,
+        name: str,
+        handle: Handler,
+        *,
+        event_types: set[str] | None = None,
+        handle_many: BatchHandler | None = None,
+    ) -> None:
+        """`handle` takes one event; `handle_many`, if given, must do the same for a tenant's batch."""
         if name in self._consumers:
             raise ValueError(f"consumer {name!r} is already registered")
         self._consumers[name] = Consumer(
-            name, None if event_types is None else frozenset(event_types), handle
+            name, None if event_types is None else frozenset(event_types), handle, handle_many
         )
 
     def for_event(self, event_type: str) -> list[Consumer]:
+        """The consumers of `event_type`, in the order they were registered (the order they run in)."""
         return [c for c in self._consumers.values() if c.wants(event_type)]
+
+    def all(self) -> list[Consumer]:
+        return list(self._consumers.values())
 
     def __len__(self) -> int:
         return len(self._consumers)
@@ -147,15 +168,103 @@ class Dispatcher:
                 return  # already delivered to this consumer: idempotent by event id
             await consumer.handle(session, event)
 
+    async def _deliver_many(
+        self,
+        tenant_id: uuid.UUID,
+        events: Sequence[DeliveredEvent],
+        consumer: Consumer,
+        *,
+        finish: Sequence[DeliveredEvent],
+    ) -> None:
+        """`consumer`'s batch of one tenant's events in one transaction, which also finishes `finish`."""
+        assert consumer.handle_many is not None
+        async with self.db.sessions() as session, session.begin():
+            await apply_context(session, RlsContext(tenant_id=tenant_id, role="SYSTEM"))
+            fresh = set(
+                (
+                    await session.execute(
+                        text(
+                            "INSERT INTO event_deliveries (tenant_id, event_id, consumer)"
+                            " SELECT :t, unnest(CAST(:ids AS uuid[])), :c ON CONFLICT DO NOTHING"
+                            " RETURNING event_id"
+                        ),
+                        {"t": tenant_id, "ids": [e.id for e in events], "c": consumer.name},
+                    )
+                ).scalars()
+            )
+            todo = [e for e in events if e.id in fresh]  # the others were delivered before a retry
+            if todo:
+                await consumer.handle_many(session, tenant_id, todo)
+            if finish:
+                await self._finish_in(session, finish)
+
+    async def _finish_in(self, session: AsyncSession, events: Sequence[DeliveredEvent]) -> int:
+        """Marks `events` DONE in the session's transaction; only those this worker still holds."""
+        finished = await session.execute(
+            text("SELECT outbox_finish_many(:w, CAST(:tenants AS uuid[]), CAST(:ids AS uuid[]))"),
+            {"w": self.worker_id, "tenants": [e.tenant_id for e in events], "ids": [e.id for e in events]},
+        )
+        return len(finished.all())
+
+    def _expired(self, event: DeliveredEvent) -> bool:
+        """Claimed once more than allowed: earlier workers died holding it (their leases expired)
+        without recording a failure. A poison event must not crash workers forever."""
+        return event.attempts > self.max_attempts
+
+    async def _give_up_expired(self, event: DeliveredEvent) -> None:
+        await self._retry(event, f"lease expired {event.attempts - 1} times without a result")
+
+    async def process_tenant(self, tenant_id: uuid.UUID, events: Sequence[DeliveredEvent]) -> None:
+        """Every interested consumer on one tenant's claimed events, each consumer in turn.
+
+        A consumer with `handle_many` takes them in one transaction, which finishes the events it is
+        the last consumer of; when that batch fails, its events go through `handle` one at a time, so
+        only the ones that fail alone are retried. The rest are finished together at the end.
+        """
+        consumers_of = {e.id: self.registry.for_event(e.event_type) for e in events}
+        failures: defaultdict[uuid.UUID, list[str]] = defaultdict(list)
+        finished: set[uuid.UUID] = set()
+        for consumer in self.registry.all():
+            wanted = [e for e in events if consumer in consumers_of[e.id]]
+            if not wanted:
+                continue
+            if consumer.handle_many is not None:
+                last = [e for e in wanted if consumers_of[e.id][-1] == consumer and not failures[e.id]]
+                try:
+                    await self._deliver_many(tenant_id, wanted, consumer, finish=last)
+                except Exception as exc:
+                    log.warning(
+                        "consumer %s failed on a batch of %d events, delivering them one by one: %s",
+                        consumer.name,
+                        len(wanted),
+                        exc,
+                    )
+                else:
+                    finished.update(e.id for e in last)
+                    continue
+            for event in wanted:
+                try:
+                    await self._deliver(event, consumer)
+                except Exception as exc:
+                    log.warning(
+                        "consumer %s failed on %s %s: %s", consumer.name, event.event_type, event.id, exc
+                    )
+                    failures[event.id].append(f"{consumer.name}: {type(exc).__name__}: {exc}")
+        for event in events:
+            if failures[event.id]:
+                await self._retry(event, "; ".join(failures[event.id]))
+        rest = [e for e in events if e.id not in finished and not failures[e.id]]
+        if rest:
+            async with self.db.sessions() as session, session.begin():
+                await self._finish_in(session, rest)
+
     async def process(self, event: DeliveredEvent) -> bool:
         """Runs every interested consumer; True when all succeeded and this worker marked the event done.
 
         False also when the lease was lost to another worker meanwhile: that worker finishes it.
         """
-        if event.attempts > self.max_attempts:
-            # Claimed once more than allowed: earlier workers died holding it (their leases expired)
-            # without recording a failure. A poison event must not crash workers forever.
-            await self._retry(event, f"lease expired {event.attempts - 1} times without a result")
+        if self._expired(event):
+            await self._give_up_expired(event)
             return False
         failures: list[str] = []
         for consumer in self.registry.for_event(event.event_type):
@@ -190,10 +299,16 @@ class Dispatcher:
             )
 
     async def run_once(self) -> int:
-        """Claims and processes one batch; returns how many events it handled."""
+        """Claims and processes one batch, tenant by tenant; returns how many events it handled."""
         events = await self.claim()
+        by_tenant: dict[uuid.UUID, list[DeliveredEvent]] = {}
         for event in events:
-            await self.process(event)
+            if self._expired(event):
+                await self._give_up_expired(event)
+            else:
+                by_tenant.setdefault(event.tenant_id, []).append(event)
+        for tenant_id, group in by_tenant.items():
+            await self.process_tenant(tenant_id, group)
         return len(events)
 
     async def drain(self, *, max_batches: int = 1000) -> int:
