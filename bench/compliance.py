@@ -6,7 +6,11 @@
   its evidence being committed. A warm-up is not counted.
 * `api`: the same through `POST /api/v1/compliance/events` on one or more `vibethink serve` processes
   (API keys, JSON, validation, auth), batches of events per request, several clients in flight.
-* `outbox`: platform events written to the outbox and turned into evidence by one dispatcher.
+* `outbox`: the platform's own path, end to end: platform events emitted into the outbox (one per
+  transaction, as the app role, at a fixed rate over several tenants) while `vibethink worker`
+  processes turn them into evidence; the latency runs from the event's transaction to the commit of
+  its evidence (`processed_at - occurred_at`: the batch that appends the evidence also finishes the
+  event, at its end).
 * `verify`: `vibethink compliance verify` on a 1,000,000-record export (built once under bench/out/
   with the platform's own record, signing and checkpoint code), on every core.
 """
@@ -30,15 +34,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
+from bench.report import process_cpu_seconds
 from bench.target import BenchTarget, bench_target
 from vibethink.compliance import ledger, merkle
 from vibethink.compliance.canonical import canonical
 from vibethink.compliance.export import evidence_line
 from vibethink.compliance.keys import KeyStore, SigningKey
 from vibethink.compliance.verify import EXPORT_FORMAT
-from vibethink.core.database import Database, RlsContext
+from vibethink.core.database import Database, RlsContext, asyncpg_connect_args
 from vibethink.core.security import generate_api_key
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -283,29 +289,134 @@ def run_api(target: BenchTarget, *, servers: int, clients: int, batch: int, seco
     )
 
 
-async def run_outbox(target: BenchTarget, *, events: int) -> str:
-    from vibethink.compliance import tasks
-    from vibethink.core import outbox
-    from vibethink.core.dispatcher import ConsumerRegistry, Dispatcher
+def _start_workers(target: BenchTarget, count: int) -> list[subprocess.Popen[bytes]]:
+    """`count` `vibethink worker` processes (no periodic jobs), signing with the bench's keys."""
+    env = {
+        **os.environ,
+        **target.service_env(as_owner=False),
+        "VIBETHINK_PERIODIC_JOBS": "false",
+        "VIBETHINK_COMPLIANCE_KEYS_DIR": str(OUT / "bench-keys"),
+    }
+    OUT.mkdir(parents=True, exist_ok=True)
+    return [
+        subprocess.Popen(
+            [str(Path(sys.executable).parent / "vibethink"), "worker"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=(OUT / f"worker-{n}.log").open("wb"),  # its warnings, if any, for a look afterwards
+        )
+        for n in range(count)
+    ]
 
-    ((tenant_id, _),) = await make_tenants(target, 1)
-    db = Database(target.settings, owner=target.owner)
+
+async def _produce(
+    target: BenchTarget, tenants: list[uuid.UUID], *, rate: float, until: float, connections: int = 8
+) -> int:
+    """Emits CODE_DEPLOYMENT events into the outbox at `rate` a second (open loop), one per transaction,
+    spread over `tenants`, as the app role under each tenant's RLS context; returns how many."""
+    pool = await asyncpg.create_pool(
+        **asyncpg_connect_args(target.app), min_size=connections, max_size=connections
+    )
+    emitted = 0
+
+    async def emit(n: int) -> None:
+        nonlocal emitted
+        tenant_id = tenants[n % len(tenants)]
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT set_config('app.tenant_id', $1, true), set_config('app.role', 'SYSTEM', true)",
+                str(tenant_id),
+            )
+            await conn.execute(
+                "INSERT INTO platform_events (tenant_id, id, event_type, actor_role, payload)"
+                " VALUES ($1, $2, 'CODE_DEPLOYMENT', 'SYSTEM', $3::jsonb)",
+                tenant_id,
+                uuid.uuid4(),
+                json.dumps({**deployment(n), "actor": {"userId": "john.doe@vibethink.com"}}),
+            )
+        emitted += 1
+
     try:
-        async with db.transaction(RlsContext(tenant_id=tenant_id, role="SYSTEM")) as session:
-            for n in range(events):
-                await outbox.emit(session, "CODE_DEPLOYMENT", tenant_id=tenant_id, payload=deployment(n))
-        registry = ConsumerRegistry()
-        tasks.register(registry, settings=lambda: target.settings)
-        started = time.perf_counter()
-        await Dispatcher(db, registry, worker_id="bench", batch_size=100).drain(max_batches=100_000)
-        elapsed = time.perf_counter() - started
-        async with db.transaction(RlsContext(tenant_id=tenant_id, role="SYSTEM")) as session:
-            from sqlalchemy import text
-
-            count = (await session.execute(text("SELECT count(*) FROM compliance_evidence"))).scalar_one()
+        began = time.perf_counter()
+        pending: set[asyncio.Task[None]] = set()
+        n = 0
+        while time.perf_counter() < until:
+            due = began + n / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(emit(n))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            n += 1
+        await asyncio.gather(*pending)
     finally:
-        await db.dispose()
-    return f"| outbox → dispatcher (1 worker) | 1 | 1 | 1 | {count:,} | {count / elapsed:,.0f} | - | - |"
+        await pool.close()
+    return emitted
+
+
+async def _outbox_outcome(
+    target: BenchTarget, tenants: list[uuid.UUID], since: datetime, until: datetime
+) -> tuple[int, int, list[float], int]:
+    """(events emitted in the window, their evidence rows, event → evidence ms of each, not done yet)."""
+    conn = await target.connect_owner()
+    try:
+        latencies = [
+            row[0]
+            for row in await conn.fetch(
+                "SELECT extract(epoch FROM processed_at - occurred_at) * 1000 FROM platform_events"
+                " WHERE tenant_id = ANY($1) AND occurred_at >= $2 AND occurred_at < $3 AND status = 'DONE'",
+                tenants,
+                since,
+                until,
+            )
+        ]
+        events, undone = await conn.fetchrow(
+            "SELECT count(*), count(*) FILTER (WHERE status <> 'DONE') FROM platform_events"
+            " WHERE tenant_id = ANY($1) AND occurred_at >= $2 AND occurred_at < $3",
+            tenants,
+            since,
+            until,
+        )
+        rows = await conn.fetchval(
+            "SELECT count(*) FROM compliance_evidence e JOIN platform_events p"
+            " ON p.tenant_id = e.tenant_id AND p.id = e.event_id"
+            " WHERE p.tenant_id = ANY($1) AND p.occurred_at >= $2 AND p.occurred_at < $3",
+            tenants,
+            since,
+            until,
+        )
+    finally:
+        await conn.close()
+    return events, rows, [float(ms) for ms in latencies], undone
+
+
+def run_outbox(target: BenchTarget, *, workers: int, tenants: int, rate: float, seconds: float) -> str:
+    """Events emitted into the outbox at `rate`/s by the app while `workers` `vibethink worker`
+    processes turn them into evidence: the platform's own events → evidence path, end to end."""
+    tenant_ids = [t for t, _ in asyncio.run(make_tenants(target, tenants))]
+    processes = _start_workers(target, workers)
+    try:
+        asyncio.run(_produce(target, tenant_ids, rate=rate, until=time.perf_counter() + 3))  # warm-up
+        time.sleep(1)
+        cpu = -sum(process_cpu_seconds(p.pid) for p in processes)
+        since = datetime.now(UTC)
+        asyncio.run(_produce(target, tenant_ids, rate=rate, until=time.perf_counter() + seconds))
+        until = datetime.now(UTC)
+        time.sleep(2)  # the last events' evidence
+        cpu += sum(process_cpu_seconds(p.pid) for p in processes)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+    events, rows, latencies, undone = asyncio.run(_outbox_outcome(target, tenant_ids, since, until))
+    window = (until - since).total_seconds()
+    return (
+        f"| {workers} | {tenants} | {rate:,.0f} | {events:,} | {rows:,} | {rows / window:,.0f} |"
+        f" {statistics.median(latencies):.1f} | {percentile(latencies, 99):.1f} | {max(latencies):.1f} |"
+        f" {undone} | {cpu / max(rows, 1) * 1e6:.0f} |"
+    )
 
 
 # ------------------------------------------------------------------ a 1,000,000-record export
@@ -411,6 +522,8 @@ def run_verify(records: int) -> str:
 # (processes, writers per process, events per call) and (servers, clients, events per request)
 LEDGER_RUNS = ((1, 2, 10), (1, 4, 10), (2, 1, 10), (2, 2, 10), (2, 2, 50), (2, 4, 1))
 API_RUNS = ((1, 4, 50), (2, 4, 50), (2, 4, 10), (2, 8, 1))
+# (worker processes, tenants, events offered per second): 1,000 events/s are 3,000 evidence rows/s
+OUTBOX_RUNS = ((1, 8, 1000), (2, 8, 1000), (2, 8, 1300), (2, 50, 1000))
 
 
 def run(*, quick: bool, parts: list[str], records: int) -> str:
@@ -433,9 +546,6 @@ def run(*, quick: bool, parts: list[str], records: int) -> str:
             for servers, clients, batch in API_RUNS:
                 lines.append(run_api(target, servers=servers, clients=clients, batch=batch, seconds=seconds))
                 print(lines[-1], flush=True)
-        if "outbox" in parts:
-            lines.append(asyncio.run(run_outbox(target, events=500 if quick else 2000)))
-            print(lines[-1], flush=True)
         if lines:
             out.append(
                 "Each CODE_DEPLOYMENT event yields 3 evidence rows (CHG-01, CHG-03, TST-01),"
@@ -445,6 +555,19 @@ def run(*, quick: bool, parts: list[str], records: int) -> str:
                 "five enabled frameworks, canonicalised, hashed, chained, Ed25519-signed and committed.\n"
             )
             out.append(header + "\n" + "\n".join(lines))
+        if "outbox" in parts:
+            outbox_lines = []
+            for workers, tenants, rate in OUTBOX_RUNS:
+                outbox_lines.append(
+                    run_outbox(target, workers=workers, tenants=tenants, rate=rate, seconds=seconds)
+                )
+                print(outbox_lines[-1], flush=True)
+            out.append(
+                "\nOutbox → `vibethink worker` → evidence (latency: the event's commit → its evidence's):\n"
+                "| workers | tenants | events/s offered | events | evidence rows | rows/s | p50 ms | p99 ms"
+                " | max ms | not done 2 s after | worker CPU µs/row |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(outbox_lines)
+            )
     if "verify" in parts:
         out.append(
             "\n| records | cores | seconds | records/s | result | export size |\n|---|---|---|---|---|---|\n"

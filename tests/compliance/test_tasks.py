@@ -64,16 +64,17 @@ class TestTheOutboxConsumer:
 
         made = await make_ledger(db, keys, frameworks=FIVE)
         versions = [f"v9.{n}.0" for n in range(12)]
-        async with db.transaction(context(made.tenant.id)) as session:
-            emitted = [
-                await outbox.emit(
-                    session,
-                    "CODE_DEPLOYMENT",
-                    tenant_id=made.tenant.id,
-                    payload={**deployment().payload, "version": version},
+        emitted = []
+        for version in versions:  # one change each, as the platform makes them
+            async with db.transaction(context(made.tenant.id)) as session:
+                emitted.append(
+                    await outbox.emit(
+                        session,
+                        "CODE_DEPLOYMENT",
+                        tenant_id=made.tenant.id,
+                        payload={**deployment().payload, "version": version},
+                    )
                 )
-                for version in versions
-            ]
         settings = test_settings.model_copy(update={"compliance_keys_dir": tmp_path / "keys"})
         registry = ConsumerRegistry()
         tasks.register(registry, settings=lambda: settings)

@@ -21,26 +21,27 @@ class Bound:
 
     __slots__ = ("connection", "raw")
 
-    def __init__(self, connection: AsyncConnection, raw: asyncpg.Connection) -> None:
+    def __init__(self, connection: AsyncConnection | None, raw: asyncpg.Connection) -> None:
+        """`connection` is the session's, which begins its transaction; None: `raw` is already in one."""
         self.connection = connection
         self.raw = raw
 
     async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
         """Rows of `sql` (positional access: `row[0]`)."""
-        if self.raw.is_in_transaction():
+        if self.connection is None or self.raw.is_in_transaction():
             return [tuple(record) for record in await self.raw.fetch(sql, *args)]
         return list((await self.connection.exec_driver_sql(sql, args)).all())
 
     async def fetch_one(self, sql: str, *args: Any) -> dict[str, Any] | None:
         """The first row of `sql` by column name, or None."""
-        if self.raw.is_in_transaction():
+        if self.connection is None or self.raw.is_in_transaction():
             record = await self.raw.fetchrow(sql, *args)
             return dict(record) if record is not None else None
         row = (await self.connection.exec_driver_sql(sql, args)).first()
         return dict(row._mapping) if row is not None else None
 
     async def execute(self, sql: str, *args: Any) -> None:
-        if self.raw.is_in_transaction():
+        if self.connection is None or self.raw.is_in_transaction():
             await self.raw.execute(sql, *args)
         else:
             await self.connection.exec_driver_sql(sql, args)

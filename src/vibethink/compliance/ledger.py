@@ -279,7 +279,7 @@ def _drafts(
 
 
 async def append(
-    session: AsyncSession,
+    session: AsyncSession | driver.Bound,
     keys: KeyStore,
     pepper: bytes,
     tenant_id: uuid.UUID,

@@ -12,9 +12,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Final
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibethink.compliance import ledger, retention, schedule
+from vibethink.compliance import driver, ledger, retention, schedule
 from vibethink.compliance.keys import KeyStore, key_store
 from vibethink.compliance.rules import load_rules
 from vibethink.core.database import Database
@@ -67,7 +68,12 @@ def evidence_consumer(
     """
 
     async def handle_many(
-        session: AsyncSession, tenant_id: uuid.UUID, events: Sequence[DeliveredEvent]
+        conn: asyncpg.Connection, tenant_id: uuid.UUID, events: Sequence[DeliveredEvent]
+    ) -> None:
+        await append(driver.Bound(None, conn), tenant_id, events)
+
+    async def append(
+        session: AsyncSession | driver.Bound, tenant_id: uuid.UUID, events: Sequence[DeliveredEvent]
     ) -> None:
         current = settings()
         await ledger.append(
@@ -80,7 +86,7 @@ def evidence_consumer(
         )
 
     async def handle(session: AsyncSession, event: DeliveredEvent) -> None:
-        await handle_many(session, event.tenant_id, [event])
+        await append(session, event.tenant_id, [event])
 
     return handle, handle_many
 

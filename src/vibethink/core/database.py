@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from sqlalchemy import event, text
@@ -342,6 +342,28 @@ class Database:
                         reset=_keep_session,
                     )
         return self._driver_pool
+
+    @asynccontextmanager
+    async def driver_transaction(self, context: RlsContext) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction on a plain asyncpg connection of `driver_pool`, its RLS context sent with BEGIN
+        (one round trip); committed when the block ends, rolled back if it raises."""
+        pool = await self.driver_pool()
+        async with pool.acquire() as proxy:
+            conn = cast(asyncpg.Connection, proxy)  # the pool's proxy forwards every connection method
+            statement = context_statement(context)
+            try:
+                await conn.execute(f"BEGIN; {statement}" if statement else "BEGIN")
+                yield conn
+            except BaseException:
+                # The pool resets nothing on release: never hand back a connection inside a transaction.
+                if not conn.is_closed() and conn.is_in_transaction():
+                    try:
+                        await conn.execute("ROLLBACK")
+                    except BaseException:
+                        conn.terminate()
+                        raise
+                raise
+            await conn.execute("COMMIT")
 
     async def dispose(self) -> None:
         if self._driver_pool is not None:

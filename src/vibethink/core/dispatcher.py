@@ -32,6 +32,8 @@ from vibethink.core.outbox import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 
+FINISH_MANY_SQL = "SELECT outbox_finish_many($1, $2::uuid[], $3::uuid[])"
+
 
 @dataclass(frozen=True, slots=True)
 class DeliveredEvent:
@@ -48,9 +50,9 @@ class DeliveredEvent:
 
 
 Handler = Callable[[AsyncSession, DeliveredEvent], Awaitable[None]]
-# One tenant's events, in the order they were claimed, in the transaction of the session (whose RLS
-# context is that tenant's).
-BatchHandler = Callable[[AsyncSession, uuid.UUID, Sequence[DeliveredEvent]], Awaitable[None]]
+# One tenant's events, in the order they were claimed, on a plain asyncpg connection inside the
+# delivery's transaction (whose RLS context is that tenant's, role SYSTEM). It must not commit.
+BatchHandler = Callable[[asyncpg.Connection, uuid.UUID, Sequence[DeliveredEvent]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +121,7 @@ class Dispatcher:
         registry: ConsumerRegistry,
         *,
         worker_id: str | None = None,
-        batch_size: int = 50,
+        batch_size: int | None = None,
         lease_seconds: int = 60,
     ) -> None:
         self.db = db
@@ -127,7 +129,8 @@ class Dispatcher:
         self.worker_id = (
             f"{worker_id or 'worker'}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         )
-        self.batch_size = batch_size
+        self.batch_size = batch_size or db.settings.outbox_batch_size
+        self.tenants_at_once = db.settings.outbox_tenants_at_once
         self.lease_seconds = lease_seconds
         self.max_attempts = db.settings.outbox_max_attempts
         self.poll_seconds = db.settings.outbox_poll_seconds
@@ -139,17 +142,16 @@ class Dispatcher:
         self._wake.set()
 
     async def claim(self) -> list[DeliveredEvent]:
-        async with self.db.sessions() as session, session.begin():
-            rows = (
-                await session.execute(
-                    text(
-                        "SELECT tenant_id, id, event_type, occurred_at, actor_user_id, actor_role,"
-                        " subject_type, subject_id, payload, attempts FROM outbox_claim(:w, :n, :lease)"
-                    ),
-                    {"w": self.worker_id, "n": self.batch_size, "lease": self.lease_seconds},
-                )
-            ).all()
-        return [DeliveredEvent(**row._mapping) for row in rows]
+        """Leases up to `batch_size` due events: one statement, its own transaction."""
+        pool = await self.db.driver_pool()
+        rows = await pool.fetch(
+            "SELECT tenant_id, id, event_type, occurred_at, actor_user_id, actor_role, subject_type,"
+            " subject_id, payload, attempts FROM outbox_claim($1, $2, $3)",
+            self.worker_id,
+            self.batch_size,
+            self.lease_seconds,
+        )
+        return [DeliveredEvent(**row) for row in rows]
 
     async def _deliver(self, event: DeliveredEvent, consumer: Consumer) -> None:
         context = RlsContext(tenant_id=event.tenant_id, role="SYSTEM")
@@ -176,35 +178,30 @@ class Dispatcher:
         *,
         finish: Sequence[DeliveredEvent],
     ) -> None:
-        """`consumer`'s batch of one tenant's events in one transaction, which also finishes `finish`."""
+        """`consumer`'s batch of one tenant's events in one transaction, which also finishes `finish`.
+
+        On the driver's plain connection: the batch path is the outbox's hot path, and each of its
+        statements is one round trip with nothing in between.
+        """
         assert consumer.handle_many is not None
-        async with self.db.sessions() as session, session.begin():
-            await apply_context(session, RlsContext(tenant_id=tenant_id, role="SYSTEM"))
-            fresh = set(
-                (
-                    await session.execute(
-                        text(
-                            "INSERT INTO event_deliveries (tenant_id, event_id, consumer)"
-                            " SELECT :t, unnest(CAST(:ids AS uuid[])), :c ON CONFLICT DO NOTHING"
-                            " RETURNING event_id"
-                        ),
-                        {"t": tenant_id, "ids": [e.id for e in events], "c": consumer.name},
-                    )
-                ).scalars()
-            )
+        async with self.db.driver_transaction(RlsContext(tenant_id=tenant_id, role="SYSTEM")) as conn:
+            fresh = {
+                row[0]
+                for row in await conn.fetch(
+                    "INSERT INTO event_deliveries (tenant_id, event_id, consumer)"
+                    " SELECT $1, unnest($2::uuid[]), $3 ON CONFLICT DO NOTHING RETURNING event_id",
+                    tenant_id,
+                    [e.id for e in events],
+                    consumer.name,
+                )
+            }
             todo = [e for e in events if e.id in fresh]  # the others were delivered before a retry
             if todo:
-                await consumer.handle_many(session, tenant_id, todo)
-            if finish:
-                await self._finish_in(session, finish)
-
-    async def _finish_in(self, session: AsyncSession, events: Sequence[DeliveredEvent]) -> int:
-        """Marks `events` DONE in the session's transaction; only those this worker still holds."""
-        finished = await session.execute(
-            text("SELECT outbox_finish_many(:w, CAST(:tenants AS uuid[]), CAST(:ids AS uuid[]))"),
-            {"w": self.worker_id, "tenants": [e.tenant_id for e in events], "ids": [e.id for e in events]},
-        )
-        return len(finished.all())
+                await consumer.handle_many(conn, tenant_id, todo)
+            if finish:  # DONE when the work commits; only the events this worker still holds
+                await conn.execute(
+                    FINISH_MANY_SQL, self.worker_id, [e.tenant_id for e in finish], [e.id for e in finish]
+                )
 
     def _expired(self, event: DeliveredEvent) -> bool:
         """Claimed once more than allowed: earlier workers died holding it (their leases expired)
@@ -255,8 +252,12 @@ class Dispatcher:
                 await self._retry(event, "; ".join(failures[event.id]))
         rest = [e for e in events if e.id not in finished and not failures[e.id]]
         if rest:
-            async with self.db.sessions() as session, session.begin():
-                await self._finish_in(session, rest)
+            await (await self.db.driver_pool()).execute(
+                FINISH_MANY_SQL,
+                self.worker_id,
+                [e.tenant_id for e in rest],
+                [e.id for e in rest],
+            )
 
     async def process(self, event: DeliveredEvent) -> bool:
         """Runs every interested consumer; True when all succeeded and this worker marked the event done.
@@ -302,13 +303,30 @@ class Dispatcher:
         """Claims and processes one batch, tenant by tenant; returns how many events it handled."""
         events = await self.claim()
         by_tenant: dict[uuid.UUID, list[DeliveredEvent]] = {}
-        for event in events:
+        # In the order they happened (their transactions' start), whatever order the claim returned.
+        for event in sorted(events, key=lambda e: e.occurred_at):
             if self._expired(event):
                 await self._give_up_expired(event)
             else:
                 by_tenant.setdefault(event.tenant_id, []).append(event)
-        for tenant_id, group in by_tenant.items():
-            await self.process_tenant(tenant_id, group)
+        if len(by_tenant) == 1 or self.tenants_at_once == 1:
+            for tenant_id, group in by_tenant.items():
+                await self.process_tenant(tenant_id, group)
+        else:
+            # Tenants' shares are independent (each its own transactions, chain and lock): while one
+            # waits on the database another is worked on. Within a tenant the claimed order holds.
+            gate = asyncio.Semaphore(self.tenants_at_once)
+
+            async def one(tenant_id: uuid.UUID, group: list[DeliveredEvent]) -> None:
+                async with gate:
+                    await self.process_tenant(tenant_id, group)
+
+            outcomes = await asyncio.gather(
+                *(one(t, g) for t, g in by_tenant.items()), return_exceptions=True
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome  # the database failed under a tenant: after every other finished
         return len(events)
 
     async def drain(self, *, max_batches: int = 1000) -> int:

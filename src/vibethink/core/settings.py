@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     in_process_dispatcher: bool = True
     outbox_poll_seconds: float = Field(default=5.0, gt=0)
     outbox_max_attempts: int = 10
+    outbox_batch_size: int = Field(default=100, ge=1, le=1000)  # events a worker claims at a time
+    outbox_tenants_at_once: int = Field(default=4, ge=1, le=32)  # tenants' shares handled side by side
 
     # Model providers. `grounded` needs no model and no network; a twin may choose another in its
     # twin_config (`model.provider`), and the keys come from here, never from tenant data.
