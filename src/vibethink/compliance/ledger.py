@@ -36,7 +36,7 @@ from vibethink.compliance.rules import (
     people_of,
     plain,
 )
-from vibethink.compliance.state import TenantCompliance, load_state
+from vibethink.compliance.state import STATE_SQL, TenantCompliance, load_state, state_from_row
 from vibethink.core.errors import NotFound
 
 RECORD_FORMAT = 1
@@ -147,14 +147,17 @@ def _period(event: IncomingEvent) -> tuple[datetime, datetime]:
     return event.occurred_at, event.occurred_at
 
 
-_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
-# After the lock, so the head read is the one the lock protects (a new statement: a new snapshot).
-_HEAD = (
-    "(SELECT seq, entry_hash, NULL::uuid AS event_id, NULL::varchar AS control_id"
-    "   FROM compliance_evidence WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1)"
-    " UNION ALL"
-    " SELECT NULL, NULL, event_id, control_id FROM compliance_evidence"
-    "  WHERE tenant_id = $1 AND event_id = ANY($2::uuid[])"
+# The tenant's lock, then (a new snapshot: everything committed before it was granted) the chain's
+# head and which (event, control) pairs exist: one call (migration 0016).
+_LOCK_AND_HEAD = "SELECT seq, entry_hash, event_id, control_id FROM compliance_lock_head($1, $2::uuid[])"
+# The tenant's state and the existing keys of the people its events name, in one round trip (`$2`:
+# their person hashes); the keys of people seen for the first time are made afterwards, only if needed.
+_STATE_AND_KEYS = (
+    "SELECT st.*, p.hashes, p.secrets"  # noqa: S608 - constant SQL, composed of constants
+    "  FROM (SELECT coalesce(array_agg(k.person_hash), '{}') AS hashes,"
+    "               coalesce(array_agg(k.secret), '{}') AS secrets"
+    "          FROM compliance_person_keys k WHERE k.tenant_id = $1 AND k.person_hash = ANY($2::varchar[])) p"
+    f"  LEFT JOIN LATERAL ({STATE_SQL}) st ON true"
 )
 # One statement for a whole batch: arrays in, no per-row parameters to bind.
 _INSERT = (
@@ -182,14 +185,22 @@ async def lock_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
     )
 
 
+async def _state_and_keys(
+    bound: driver.Bound, tenant_id: uuid.UUID, person_hashes: list[str]
+) -> tuple[TenantCompliance, dict[str, bytes]]:
+    """The tenant's compliance state and the existing keys among `person_hashes`."""
+    row = await bound.fetch_one(_STATE_AND_KEYS, tenant_id, person_hashes)
+    assert row is not None  # the aggregate always gives its one row
+    return state_from_row(tenant_id, row), dict(zip(row["hashes"], map(bytes, row["secrets"]), strict=True))
+
+
 async def _lock_and_head(
     session: driver.Bound, tenant_id: uuid.UUID, event_ids: Sequence[uuid.UUID]
 ) -> tuple[int, str, set[tuple[uuid.UUID, str]]]:
     """Serialises the tenant's writers, then reads the chain's head and which (event, control) exist."""
-    await session.execute(_LOCK, f"compliance:{tenant_id}")
     seq, head = 0, GENESIS
     seen: set[tuple[uuid.UUID, str]] = set()
-    for r in await session.fetch(_HEAD, tenant_id, list(dict.fromkeys(event_ids))):
+    for r in await session.fetch(_LOCK_AND_HEAD, tenant_id, list(dict.fromkeys(event_ids))):
         if r[2] is None:
             seq, head = int(r[0]), r[1]
         else:
@@ -308,20 +319,30 @@ async def append(
         )
         for e in events
     ]
-    state = state or await load_state(bound, tenant_id)
     ruleset = ruleset or load_rules()
-    wanted = [e for e in events if e.source != Source.PLATFORM or state.generates_automatically]
+    people_of_event: list[set[str]] = []
+    for e in events:
+        named = people_of(ruleset, EventFacts(e.event_type, e.payload, e.actor_user_id, e.actor_ref))
+        people_of_event.append(named | {e.actor_ref} if e.actor_ref else named)
+    hashes = {i: pseudonyms.person_hash(pepper, tenant_id, i) for i in set().union(*people_of_event)}
+    known: dict[str, bytes] = {}
+    if state is None:
+        state, known = await _state_and_keys(bound, tenant_id, sorted(set(hashes.values())))
+    kept = [
+        (e, people)
+        for e, people in zip(events, people_of_event, strict=True)
+        if e.source != Source.PLATFORM or state.generates_automatically
+    ]
+    wanted = [e for e, _ in kept]
     result.skipped_events = len(events) - len(wanted)
     relevant = _relevant(
         frozenset(state.tracked_frameworks), frozenset(m.control_id for m in state.custom_mappings)
     )
+    needed = {i for _, people in kept for i in people if i}
+    names = {i: pseudonyms.pseudonym(known[hashes[i]], i) for i in needed if hashes[i] in known}
+    if len(names) < len(needed):  # people named for the first time: their keys are made now
+        names |= await pseudonyms.resolve(bound, pepper, tenant_id, needed - names.keys())
     facts = [EventFacts(e.event_type, e.payload, e.actor_user_id, e.actor_ref) for e in wanted]
-    people: set[str] = set()
-    for f in facts:
-        people |= people_of(ruleset, f)
-        if f.actor_ref:
-            people.add(f.actor_ref)
-    names = await pseudonyms.resolve(bound, pepper, tenant_id, people)
 
     def pseudonym(identifier: str) -> str:
         return names.get(identifier) or names[identifier.strip()]

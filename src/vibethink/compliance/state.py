@@ -129,7 +129,7 @@ def custom_framework(code: str, name: str, description: str, requirements: list[
 
 
 # Through the driver when the transaction is open (the evidence writer's path), `$1`: the tenant.
-_STATE = """
+STATE_SQL = """
     SELECT t.tier::text AS tier, s.version, s.enabled_frameworks, s.enabled_at, s.auto_generation,
            s.signing_enabled, s.retention_years, s.report_frequency, s.report_recipients, s.created_at,
            (SELECT coalesce(jsonb_agg(jsonb_build_object('code', f.code, 'name', f.name,
@@ -158,7 +158,13 @@ def default_settings(plan: Plan) -> dict[str, Any]:
 
 
 async def load_state(session: AsyncSession | driver.Bound, tenant_id: uuid.UUID) -> TenantCompliance:
-    row = await driver.fetch_one(session, _STATE, tenant_id)
+    return state_from_row(tenant_id, await driver.fetch_one(session, STATE_SQL, tenant_id))
+
+
+def state_from_row(tenant_id: uuid.UUID, row: dict[str, Any] | None) -> TenantCompliance:
+    """The state from `STATE_SQL`'s row (None, or a null `tier`: no such tenant)."""
+    if row is not None and row["tier"] is None:
+        row = None
     plan = Plan(row["tier"]) if row is not None else Plan.FREE
     values = default_settings(plan)
     version, updated_at = 0, None
