@@ -406,10 +406,12 @@ async def append(
     if frontier is None and crossed:
         frontier = await _frontier_from_table(bound, tenant_id, first - 1)
     if frontier is not None:
-        for number, digest in enumerate(digests, start=first):
-            frontier = merkle.extend(frontier, [digest])
-            if crossed and number == boundary:
-                result.checkpoint = await _sign_checkpoint(bound, keys, tenant_id, frontier, sign=state.signs)
+        if crossed:  # the tree at the (last) boundary the batch crossed gets its signed checkpoint
+            frontier = merkle.extend(frontier, digests[: boundary - first + 1])
+            result.checkpoint = await _sign_checkpoint(bound, keys, tenant_id, frontier, sign=state.signs)
+            frontier = merkle.extend(frontier, digests[boundary - first + 1 :])
+        else:
+            frontier = merkle.extend(frontier, digests)
         _TREES.keep(tenant_id, seq, prev_hash, frontier)
     return result
 
