@@ -176,7 +176,7 @@ SET_CONTEXT_SQL = text(
 )
 
 
-def _literal(value: str) -> str:
+def sql_literal(value: str) -> str:
     """A SQL string literal that means `value` whatever `standard_conforming_strings` says."""
     if "\x00" in value:
         raise ValueError("an RLS setting cannot contain a NUL character")
@@ -196,7 +196,7 @@ def context_statement(context: RlsContext) -> str | None:
     """
     row = context.settings_row()
     names = (("app.tenant_id", "tenant"), ("app.user_id", "user"), ("app.role", "role"))
-    statements = [f"SET LOCAL {name} = {_literal(row[key])}" for name, key in names if row[key]]
+    statements = [f"SET LOCAL {name} = {sql_literal(row[key])}" for name, key in names if row[key]]
     if context.is_admin:
         statements.append(f"SET LOCAL ROLE {ADMIN_ROLE}")
     return "; ".join(statements) if statements else None
@@ -346,7 +346,8 @@ class Database:
     @asynccontextmanager
     async def driver_transaction(self, context: RlsContext) -> AsyncIterator[asyncpg.Connection]:
         """A transaction on a plain asyncpg connection of `driver_pool`, its RLS context sent with BEGIN
-        (one round trip); committed when the block ends, rolled back if it raises."""
+        (one round trip); committed when the block ends (unless its last statement did: `…; COMMIT`
+        in one simple-query message), rolled back if it raises."""
         pool = await self.driver_pool()
         async with pool.acquire() as proxy:
             conn = cast(asyncpg.Connection, proxy)  # the pool's proxy forwards every connection method
@@ -363,7 +364,8 @@ class Database:
                         conn.terminate()
                         raise
                 raise
-            await conn.execute("COMMIT")
+            if conn.is_in_transaction():
+                await conn.execute("COMMIT")
 
     async def dispose(self) -> None:
         if self._driver_pool is not None:

@@ -27,7 +27,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibethink.core.database import Database, RlsContext, apply_context, asyncpg_connect_args
+from vibethink.core.database import Database, RlsContext, apply_context, asyncpg_connect_args, sql_literal
 from vibethink.core.outbox import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -198,10 +198,17 @@ class Dispatcher:
             todo = [e for e in events if e.id in fresh]  # the others were delivered before a retry
             if todo:
                 await consumer.handle_many(conn, tenant_id, todo)
-            if finish:  # DONE when the work commits; only the events this worker still holds
-                await conn.execute(
-                    FINISH_MANY_SQL, self.worker_id, [e.tenant_id for e in finish], [e.id for e in finish]
-                )
+            if finish:  # DONE as the work commits, in the same message; only events this worker holds
+                await conn.execute(f"{self._finish_statement(finish)}; COMMIT")
+
+    def _finish_statement(self, events: Sequence[DeliveredEvent]) -> str:
+        """`outbox_finish_many` for `events` with its values inlined, to travel with a COMMIT."""
+        tenants = ",".join(str(e.tenant_id) for e in events)  # UUIDs' text: hex digits and dashes
+        ids = ",".join(str(e.id) for e in events)
+        return (
+            f"SELECT outbox_finish_many({sql_literal(self.worker_id)},"
+            f" '{{{tenants}}}'::uuid[], '{{{ids}}}'::uuid[])"
+        )
 
     def _expired(self, event: DeliveredEvent) -> bool:
         """Claimed once more than allowed: earlier workers died holding it (their leases expired)
