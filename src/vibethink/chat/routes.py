@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,7 +37,7 @@ from vibethink.chat.tokens import TOKEN_PREFIX, Fan, user_fan
 from vibethink.chat.turn import Turn, TurnResult, prepare
 from vibethink.core.database import RlsContext, apply_context
 from vibethink.core.errors import InvalidInput, ModelUnavailable, NotAuthenticated, PlatformError
-from vibethink.core.http import EventStreamResponse
+from vibethink.core.http import EVENT_STREAM_HEADERS, EventStreamResponse
 from vibethink.deployments import widget
 from vibethink.deployments.models import DeploymentType
 from vibethink.tenancy.access import DbSession, Principal, database, require, session_user, settings_of
@@ -157,9 +157,9 @@ async def list_messages(
 
 
 def sse(event: str | None, data: dict[str, Any] | str) -> bytes:
-    body = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    head = f"event: {event}\n" if event else ""
-    return f"{head}data: {body}\n\n".encode()
+    body = data.encode() if isinstance(data, str) else orjson.dumps(data)
+    head = b"event: " + event.encode() + b"\n" if event else b""
+    return head + b"data: " + body + b"\n\n"
 
 
 def _failure_event(result: TurnResult) -> dict[str, Any]:
@@ -221,7 +221,13 @@ async def send_message(
         body.stream if body.stream is not None else "text/event-stream" in request.headers.get("accept", "")
     )
     if streaming:
-        return EventStreamResponse(_event_stream(turn, request))
+        events = _event_stream(turn, request)
+        if getattr(turn.provider, "composes_at_once", False):
+            # A reply composed whole in process: the same events, written at once rather than as
+            # chunks that are all ready at the same moment (one write instead of one per event).
+            written = b"".join([event async for event in events])
+            return Response(written, media_type=EventStreamResponse.media_type, headers=EVENT_STREAM_HEADERS)
+        return EventStreamResponse(events)
     async for _ in turn.deltas():
         pass
     result = await turn.finish(database(request))
