@@ -189,6 +189,18 @@ class TestValidation:
             assert error["code"] == "invalid_json"
             assert error["message"].startswith("The request body is not valid JSON (Expecting value")
 
+    async def test_the_message_route_refuses_a_body_that_is_not_text(
+        self, client: httpx.AsyncClient, fan: FanClient
+    ) -> None:
+        conversation_id = await fan.start()
+        response = await client.post(
+            f"/api/v1/chat/conversations/{conversation_id}/messages",
+            content=b'{"content": "\xff\xfe"}',
+            headers={**fan.headers, "Content-Type": "application/json"},
+        )
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "bad_request"
+
     async def test_the_message_route_authenticates_before_it_validates(
         self, client: httpx.AsyncClient, fan: FanClient
     ) -> None:

@@ -242,6 +242,33 @@ def _is_json(content_type: str) -> bool:
     return kind.startswith("application/") and (kind == "application/json" or kind.endswith("+json"))
 
 
+_NO_BODY: Final = object()
+MISSING_BODY: Final = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
+
+
+async def _json_body(request: Request) -> Any:
+    """The request's body as FastAPI reads a JSON body: decoded when the content type is JSON, the
+    raw bytes otherwise, `_NO_BODY` when empty; bad JSON is a 422, an unreadable body a 400."""
+    try:
+        raw = await request.body()
+        if not raw:
+            return _NO_BODY
+        if not _is_json(request.headers.get("content-type", "")):
+            return raw
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        error = {
+            "type": "json_invalid",
+            "loc": ("body", exc.pos),
+            "msg": "JSON decode error",
+            "input": {},
+            "ctx": {"error": exc.msg},
+        }
+        raise RequestValidationError([error], body=exc.doc) from exc
+    except Exception as exc:
+        raise HTTPException(status_code=400, detail="There was an error parsing the body") from exc
+
+
 class LeanTurnRoute(APIRoute):
     """The fan's message route with its parameters resolved directly, not by FastAPI's general
     dependency solver (which costs more than any other step of a turn's request handling).
@@ -259,25 +286,7 @@ class LeanTurnRoute(APIRoute):
             raise TypeError("the turn route takes a body")
 
         async def handle(request: Request) -> Response:
-            try:
-                raw = await request.body()
-            except Exception as exc:
-                raise HTTPException(status_code=400, detail="There was an error parsing the body") from exc
-            payload: Any = _NO_BODY
-            if raw:
-                payload = raw
-                if _is_json(request.headers.get("content-type", "")):
-                    try:
-                        payload = json.loads(raw)
-                    except json.JSONDecodeError as exc:
-                        error = {
-                            "type": "json_invalid",
-                            "loc": ("body", exc.pos),
-                            "msg": "JSON decode error",
-                            "input": {},
-                            "ctx": {"error": exc.msg},
-                        }
-                        raise RequestValidationError([error], body=exc.doc) from exc
+            payload = await _json_body(request)
             fan = await current_fan(request)
             conversation_id, errors = path_field.validate(
                 request.path_params.get(path_field.alias), loc=("path", path_field.alias)
@@ -291,9 +300,6 @@ class LeanTurnRoute(APIRoute):
 
         return handle
 
-
-_NO_BODY: Final = object()
-MISSING_BODY: Final = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
 
 router.add_api_route(
     "/chat/conversations/{conversation_id}/messages",
