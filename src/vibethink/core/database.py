@@ -9,7 +9,9 @@ first query.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -276,26 +278,43 @@ async def apply_context(conn: AsyncSession | AsyncConnection, context: RlsContex
 
 
 JSONB_VERSION: Final = b"\x01"  # the first byte of jsonb's binary form
+# orjson reads an integer past 64 bits as a float and refuses one past a double's range: a value with
+# such a run of digits (rare: ids are strings) is read by the standard library, exactly as before.
+_LONG_DIGITS: Final = re.compile(rb"\d{19}")
 
 
 def _json_bytes(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        # An integer past 64 bits (or a type neither library knows: the standard library says so).
+        return json.dumps(value).encode()
+
+
+def _json_value(data: bytes) -> Any:
+    if _LONG_DIGITS.search(data) is None:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass  # a number past a double's range: the standard library reads it
+    return json.loads(data)
 
 
 def _jsonb_bytes(value: Any) -> bytes:
-    return JSONB_VERSION + orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    return JSONB_VERSION + _json_bytes(value)
 
 
 def _jsonb_value(data: bytes) -> Any:
-    return orjson.loads(data[1:])
+    return _json_value(data[1:])
 
 
 async def _json_codecs(conn: asyncpg.Connection) -> None:
     """JSON and JSONB in their binary forms through orjson: a turn's messages, event and passages
     are encoded and decoded without the text round trip and without the standard library's
-    (several times slower) encoder."""
+    (several times slower) encoder. Values decode as the standard library decodes them; a
+    non-finite float is written as null (PostgreSQL's JSON has no NaN or Infinity)."""
     await conn.set_type_codec(
-        "json", encoder=_json_bytes, decoder=orjson.loads, schema="pg_catalog", format="binary"
+        "json", encoder=_json_bytes, decoder=_json_value, schema="pg_catalog", format="binary"
     )
     await conn.set_type_codec(
         "jsonb", encoder=_jsonb_bytes, decoder=_jsonb_value, schema="pg_catalog", format="binary"
