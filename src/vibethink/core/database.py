@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 import asyncpg
 import orjson
@@ -277,10 +277,10 @@ async def apply_context(conn: AsyncSession | AsyncConnection, context: RlsContex
     await conn.execute(SET_CONTEXT_SQL, context.settings_row())
 
 
-JSONB_VERSION: Final = b"\x01"  # the first byte of jsonb's binary form
+JSONB_VERSION = b"\x01"  # the first byte of jsonb's binary form
 # orjson reads an integer past 64 bits as a float and refuses one past a double's range: a value with
 # such a run of digits (rare: ids are strings) is read by the standard library, exactly as before.
-_LONG_DIGITS: Final = re.compile(rb"\d{19}")
+_LONG_DIGITS = re.compile(rb"\d{19}")
 
 
 def _json_bytes(value: Any) -> bytes:
