@@ -80,15 +80,17 @@ class Run:
 
 
 def serve_platform(port: int) -> None:
-    """The platform app, as `vibethink serve` runs it but without per-request access logs."""
+    """The platform app, as `vibethink serve` runs it (startup objects frozen out of the collector's
+    full passes) but without per-request access logs."""
     import uvicorn
 
     from vibethink.app import create_app
+    from vibethink.cli import _freeze_startup_objects
     from vibethink.core.settings import get_settings
 
-    uvicorn.run(
-        create_app(get_settings()), host="127.0.0.1", port=port, log_level="warning", access_log=False
-    )
+    app = create_app(get_settings())
+    _freeze_startup_objects()
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 def ceiling_app() -> Any:
@@ -135,9 +137,14 @@ def ceiling_app() -> Any:
 
 
 def serve_ceiling(port: int) -> None:
+    """The ceiling, started like the platform (startup objects frozen) so the two compare evenly."""
     import uvicorn
 
-    uvicorn.run(ceiling_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    from vibethink.cli import _freeze_startup_objects
+
+    app = ceiling_app()
+    _freeze_startup_objects()
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 def database_cpu_seconds(database: str) -> float:

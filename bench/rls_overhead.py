@@ -432,7 +432,8 @@ async def _policy_loop(target: BenchTarget, dataset: Dataset, *, runs: int, roun
     )
     timings: dict[str, list[float]] = {label: [] for label, _ in POLICY_SHAPES}
     for round_no in range(rounds):
-        shapes = POLICY_SHAPES[round_no % len(POLICY_SHAPES) :] + POLICY_SHAPES[: round_no % len(POLICY_SHAPES)]
+        turn = round_no % len(POLICY_SHAPES)
+        shapes = POLICY_SHAPES[turn:] + POLICY_SHAPES[:turn]
         for label, setup in shapes:
             conn = await target.connect_owner()
             notices: list[str] = []

@@ -174,6 +174,85 @@ class TestValidation:
         assert response.status_code == 422
         assert response.json()["error"]["field"] == "content"
 
+    async def test_the_message_route_reads_bad_json_before_the_fan(
+        self, client: httpx.AsyncClient, fan: FanClient
+    ) -> None:
+        conversation_id = await fan.start()
+        path = f"/api/v1/chat/conversations/{conversation_id}/messages"
+        for headers in (
+            {"Content-Type": "application/json"},
+            {**fan.headers, "Content-Type": "application/json"},
+        ):
+            response = await client.post(path, content=b'{"content": ', headers=headers)
+            assert response.status_code == 422
+            error = response.json()["error"]
+            assert error["code"] == "invalid_json"
+            assert error["message"].startswith("The request body is not valid JSON (Expecting value")
+
+    async def test_the_message_route_refuses_a_body_that_is_not_text(
+        self, client: httpx.AsyncClient, fan: FanClient
+    ) -> None:
+        conversation_id = await fan.start()
+        response = await client.post(
+            f"/api/v1/chat/conversations/{conversation_id}/messages",
+            content=b'{"content": "\xff\xfe"}',
+            headers={**fan.headers, "Content-Type": "application/json"},
+        )
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "bad_request"
+
+    async def test_the_message_route_authenticates_before_it_validates(
+        self, client: httpx.AsyncClient, fan: FanClient
+    ) -> None:
+        response = await client.post("/api/v1/chat/conversations/not-a-uuid/messages", json={"content": ""})
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "not_authenticated"
+        forged = {"X-Fan-Token": fan.token[:-2] + "xx"}
+        response = await client.post(
+            "/api/v1/chat/conversations/not-a-uuid/messages", json={"content": ""}, headers=forged
+        )
+        assert response.json()["error"]["code"] == "invalid_fan_token"
+
+    async def test_the_message_route_reports_every_invalid_part_at_once(
+        self, client: httpx.AsyncClient, fan: FanClient
+    ) -> None:
+        response = await client.post(
+            "/api/v1/chat/conversations/not-a-uuid/messages",
+            json={"content": "", "stream": "sometimes"},
+            headers=fan.headers,
+        )
+        assert response.status_code == 422
+        error = response.json()["error"]
+        assert error["code"] == "invalid_input"
+        assert error["field"] == "conversation_id"
+        assert error["message"].startswith("conversation_id: Input should be a valid UUID")
+        fields = [e["field"] for e in error["details"]["errors"]]
+        assert fields == ["conversation_id", "content", "stream"]
+
+    async def test_the_message_route_wants_a_json_object_body(
+        self, client: httpx.AsyncClient, fan: FanClient
+    ) -> None:
+        conversation_id = await fan.start()
+        path = f"/api/v1/chat/conversations/{conversation_id}/messages"
+        missing = await client.post(path, headers=fan.headers)
+        assert missing.status_code == 422
+        assert missing.json()["error"]["message"] == "body: Field required"
+        as_text = await client.post(
+            path, content=b'{"content": "hola"}', headers={**fan.headers, "Content-Type": "text/plain"}
+        )
+        assert as_text.status_code == 422
+        assert as_text.json()["error"]["field"] == "body"
+        listed = await client.post(path, json=["hola"], headers=fan.headers)
+        assert listed.status_code == 422
+        assert listed.json()["error"]["field"] == "body"
+        vendor = await client.post(
+            path,
+            content=b'{"content": "hola", "stream": false}',
+            headers={**fan.headers, "Content-Type": "application/vnd.fan+json; charset=utf-8"},
+        )
+        assert vendor.status_code == 200
+        assert vendor.json()["content"]
+
     async def test_a_bad_cursor_is_422(self, client: httpx.AsyncClient, fan: FanClient) -> None:
         conversation_id = await fan.start()
         response = await client.get(

@@ -134,6 +134,9 @@ def _stable_index(key: str, size: int) -> int:
 
 class GroundedProvider:
     name = "grounded"
+    # The reply is composed in process, whole, before its first delta: nothing to wait for between
+    # deltas, so the chat sends all of a turn's events in one write (`chat/routes.py`).
+    composes_at_once = True
 
     async def stream(self, request: GenerationRequest, generation: Generation) -> AsyncIterator[str]:
         reply, citations, read_words, truncated = self.compose(request)
