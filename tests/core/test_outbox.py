@@ -375,6 +375,28 @@ class TestBatchConsumers:
         assert (await event_row(db, event_id))["status"] == "DONE"
         assert sorted(c for _, c in await deliveries(db, [event_id])) == ["flaky", "ledger"]
 
+    async def test_a_worker_that_lost_its_lease_neither_redelivers_nor_finishes_the_batch(
+        self,
+        db: Database,
+        worker_db: Database,
+        owner: asyncpg.Connection,
+        tenant: MadeTenant,
+        event_type: str,
+    ) -> None:
+        consumer = BatchConsumer()
+        slow, fast = (Dispatcher(worker_db, batch_registry(event_type, consumer)) for _ in range(2))
+        [event_id] = await emit(db, tenant.id, event_type)
+        claimed = [e for e in await slow.claim() if e.id == event_id]
+        await set_lease(owner, event_id, seconds_left=-1, attempts=1)  # the slow worker's lease runs out
+
+        await fast.drain()
+        finished_at = (await event_row(db, event_id))["processed_at"]
+        await slow.process_tenant(tenant.id, claimed)
+
+        assert consumer.batches == [(str(tenant.id), [event_id])]
+        row = await event_row(db, event_id)
+        assert (row["status"], row["processed_at"]) == ("DONE", finished_at)
+
     async def test_an_event_is_not_finished_by_the_batch_while_a_later_consumer_failed_it(
         self, db: Database, worker_db: Database, tenant: MadeTenant, event_type: str
     ) -> None:
@@ -458,7 +480,7 @@ class TestLeases:
 
         await fast.drain()
         finished_at = (await event_row(db, event_id))["processed_at"]
-        assert await slow.process(claimed[0]) is False
+        await slow.process_tenant(tenant.id, claimed)
 
         assert consumer.calls == [event_id]
         row = await event_row(db, event_id)

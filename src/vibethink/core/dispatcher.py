@@ -32,8 +32,6 @@ from vibethink.core.outbox import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 
-FINISH_MANY_SQL = "SELECT outbox_finish_many($1, $2::uuid[], $3::uuid[])"
-
 
 @dataclass(frozen=True, slots=True)
 class DeliveredEvent:
@@ -198,25 +196,18 @@ class Dispatcher:
             todo = [e for e in events if e.id in fresh]  # the others were delivered before a retry
             if todo:
                 await consumer.handle_many(conn, tenant_id, todo)
-            if finish:  # DONE as the work commits, in the same message; only events this worker holds
+            if finish:  # DONE as the work commits, in the same message
                 await conn.execute(f"{self._finish_statement(finish)}; COMMIT")
 
     def _finish_statement(self, events: Sequence[DeliveredEvent]) -> str:
-        """`outbox_finish_many` for `events` with its values inlined, to travel with a COMMIT."""
+        """`outbox_finish_many` for `events` (only those this worker still holds), values inlined so
+        that it can travel in one message with a COMMIT."""
         tenants = ",".join(str(e.tenant_id) for e in events)  # UUIDs' text: hex digits and dashes
         ids = ",".join(str(e.id) for e in events)
         return (
             f"SELECT outbox_finish_many({sql_literal(self.worker_id)},"
             f" '{{{tenants}}}'::uuid[], '{{{ids}}}'::uuid[])"
         )
-
-    def _expired(self, event: DeliveredEvent) -> bool:
-        """Claimed once more than allowed: earlier workers died holding it (their leases expired)
-        without recording a failure. A poison event must not crash workers forever."""
-        return event.attempts > self.max_attempts
-
-    async def _give_up_expired(self, event: DeliveredEvent) -> None:
-        await self._retry(event, f"lease expired {event.attempts - 1} times without a result")
 
     async def process_tenant(self, tenant_id: uuid.UUID, events: Sequence[DeliveredEvent]) -> None:
         """Every interested consumer on one tenant's claimed events, each consumer in turn.
@@ -225,15 +216,15 @@ class Dispatcher:
         the last consumer of; when that batch fails, its events go through `handle` one at a time, so
         only the ones that fail alone are retried. The rest are finished together at the end.
         """
-        consumers_of = {e.id: self.registry.for_event(e.event_type) for e in events}
+        last_consumer = {e.event_type: self.registry.for_event(e.event_type)[-1:] for e in events}
         failures: defaultdict[uuid.UUID, list[str]] = defaultdict(list)
         finished: set[uuid.UUID] = set()
         for consumer in self.registry.all():
-            wanted = [e for e in events if consumer in consumers_of[e.id]]
+            wanted = [e for e in events if consumer.wants(e.event_type)]
             if not wanted:
                 continue
             if consumer.handle_many is not None:
-                last = [e for e in wanted if consumers_of[e.id][-1] == consumer and not failures[e.id]]
+                last = [e for e in wanted if last_consumer[e.event_type] == [consumer] and not failures[e.id]]
                 try:
                     await self._deliver_many(tenant_id, wanted, consumer, finish=last)
                 except Exception as exc:
@@ -259,37 +250,7 @@ class Dispatcher:
                 await self._retry(event, "; ".join(failures[event.id]))
         rest = [e for e in events if e.id not in finished and not failures[e.id]]
         if rest:
-            await (await self.db.driver_pool()).execute(
-                FINISH_MANY_SQL,
-                self.worker_id,
-                [e.tenant_id for e in rest],
-                [e.id for e in rest],
-            )
-
-    async def process(self, event: DeliveredEvent) -> bool:
-        """Runs every interested consumer; True when all succeeded and this worker marked the event done.
-
-        False also when the lease was lost to another worker meanwhile: that worker finishes it.
-        """
-        if self._expired(event):
-            await self._give_up_expired(event)
-            return False
-        failures: list[str] = []
-        for consumer in self.registry.for_event(event.event_type):
-            try:
-                await self._deliver(event, consumer)
-            except Exception as exc:
-                log.warning("consumer %s failed on %s %s: %s", consumer.name, event.event_type, event.id, exc)
-                failures.append(f"{consumer.name}: {type(exc).__name__}: {exc}")
-        if failures:
-            await self._retry(event, "; ".join(failures))
-            return False
-        async with self.db.sessions() as session, session.begin():
-            finished = await session.execute(
-                text("SELECT outbox_finish(:t, :id, :w)"),
-                {"t": event.tenant_id, "id": event.id, "w": self.worker_id},
-            )
-            return bool(finished.scalar_one())
+            await (await self.db.driver_pool()).execute(self._finish_statement(rest))
 
     async def _retry(self, event: DeliveredEvent, error: str) -> None:
         """Releases the event for a later attempt after a backoff, or marks it DEAD after the last one."""
@@ -312,28 +273,24 @@ class Dispatcher:
         by_tenant: dict[uuid.UUID, list[DeliveredEvent]] = {}
         # In the order they happened (their transactions' start), whatever order the claim returned.
         for event in sorted(events, key=lambda e: e.occurred_at):
-            if self._expired(event):
-                await self._give_up_expired(event)
+            if event.attempts > self.max_attempts:
+                # Claimed once more than allowed: earlier workers died holding it (their leases
+                # expired) without recording a failure. A poison event must not crash workers forever.
+                await self._retry(event, f"lease expired {event.attempts - 1} times without a result")
             else:
                 by_tenant.setdefault(event.tenant_id, []).append(event)
-        if len(by_tenant) == 1 or self.tenants_at_once == 1:
-            for tenant_id, group in by_tenant.items():
+        # Tenants' shares are independent (each its own transactions, chain and lock): while one waits
+        # on the database another is worked on. Within a tenant the order above holds.
+        gate = asyncio.Semaphore(self.tenants_at_once)
+
+        async def one(tenant_id: uuid.UUID, group: list[DeliveredEvent]) -> None:
+            async with gate:
                 await self.process_tenant(tenant_id, group)
-        else:
-            # Tenants' shares are independent (each its own transactions, chain and lock): while one
-            # waits on the database another is worked on. Within a tenant the claimed order holds.
-            gate = asyncio.Semaphore(self.tenants_at_once)
 
-            async def one(tenant_id: uuid.UUID, group: list[DeliveredEvent]) -> None:
-                async with gate:
-                    await self.process_tenant(tenant_id, group)
-
-            outcomes = await asyncio.gather(
-                *(one(t, g) for t, g in by_tenant.items()), return_exceptions=True
-            )
-            for outcome in outcomes:
-                if isinstance(outcome, BaseException):
-                    raise outcome  # the database failed under a tenant: after every other finished
+        outcomes = await asyncio.gather(*(one(t, g) for t, g in by_tenant.items()), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome  # the database failed under a tenant: after every other finished
         return len(events)
 
     async def drain(self, *, max_batches: int = 1000) -> int:
