@@ -17,14 +17,14 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibethink.compliance import driver, merkle, pseudonyms
 from vibethink.compliance.canonical import canonical, canonical_plain, canonical_record
 from vibethink.compliance.catalog import load_catalog
 from vibethink.compliance.keys import KeyStore, SigningKey
-from vibethink.compliance.models import Checkpoint, Evidence
+from vibethink.compliance.models import Checkpoint
 from vibethink.compliance.rules import (
     EventFacts,
     Observation,
@@ -40,9 +40,6 @@ from vibethink.compliance.state import STATE_SQL, TenantCompliance, load_state, 
 from vibethink.core.errors import NotFound
 
 RECORD_FORMAT = 1
-# The tables, for Core statements (checkpoints; evidence rows go in through the driver, see _INSERT).
-EVIDENCE_TABLE: Table = Evidence.__table__  # type: ignore[assignment]
-CHECKPOINT_TABLE: Table = Checkpoint.__table__  # type: ignore[assignment]
 GENESIS = "0" * 64
 CHECKPOINT_TYPE = "vibethink.compliance.checkpoint/v1"
 
@@ -179,10 +176,8 @@ _ROW_ARRAYS = (
 
 async def lock_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
     """Serialises everything that changes the tenant's ledger (appends, prunings) until commit:
-    the same advisory lock as `append` takes."""
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"compliance:{tenant_id}"}
-    )
+    the lock `append` takes, through the same function (which also reads the head, unused here)."""
+    await driver.fetch(session, _LOCK_AND_HEAD, tenant_id, [])
 
 
 async def _state_and_keys(
@@ -320,35 +315,31 @@ async def append(
         for e in events
     ]
     ruleset = ruleset or load_rules()
-    people_of_event: list[set[str]] = []
-    for e in events:
-        named = people_of(ruleset, EventFacts(e.event_type, e.payload, e.actor_user_id, e.actor_ref))
-        people_of_event.append(named | {e.actor_ref} if e.actor_ref else named)
-    hashes = {i: pseudonyms.person_hash(pepper, tenant_id, i) for i in set().union(*people_of_event)}
+    facts = [EventFacts(e.event_type, e.payload, e.actor_user_id, e.actor_ref) for e in events]
+    named = [people_of(ruleset, f) | ({f.actor_ref} if f.actor_ref else set()) for f in facts]
+    hashes = {i: pseudonyms.person_hash(pepper, tenant_id, i) for i in set().union(*named)}
     known: dict[str, bytes] = {}
     if state is None:
         state, known = await _state_and_keys(bound, tenant_id, sorted(set(hashes.values())))
     kept = [
-        (e, people)
-        for e, people in zip(events, people_of_event, strict=True)
+        (e, f, people)
+        for e, f, people in zip(events, facts, named, strict=True)
         if e.source != Source.PLATFORM or state.generates_automatically
     ]
-    wanted = [e for e, _ in kept]
-    result.skipped_events = len(events) - len(wanted)
+    result.skipped_events = len(events) - len(kept)
     relevant = _relevant(
         frozenset(state.tracked_frameworks), frozenset(m.control_id for m in state.custom_mappings)
     )
-    needed = {i for _, people in kept for i in people if i}
+    needed = {i for _, _, people in kept for i in people if i}
     names = {i: pseudonyms.pseudonym(known[hashes[i]], i) for i in needed if hashes[i] in known}
     if len(names) < len(needed):  # people named for the first time: their keys are made now
         names |= await pseudonyms.resolve(bound, pepper, tenant_id, needed - names.keys())
-    facts = [EventFacts(e.event_type, e.payload, e.actor_user_id, e.actor_ref) for e in wanted]
 
     def pseudonym(identifier: str) -> str:
         return names.get(identifier) or names[identifier.strip()]
 
     planned: list[tuple[IncomingEvent, Observation]] = []
-    for event, f in zip(wanted, facts, strict=True):
+    for event, f, _ in kept:
         if f.actor_ref:
             f = EventFacts(f.event_type, f.payload, f.actor_user_id, pseudonym(f.actor_ref))
         for observation in evaluate(ruleset, f, pseudonym):
@@ -374,7 +365,7 @@ async def append(
         document["seq"] = seq
         document["prev_hash"] = prev_hash
         document["recorded_at"] = recorded
-        digest = merkle.leaf_hash(canonical_plain(document))
+        digest = entry_hash_of(document)
         digests.append(digest)
         prev_hash_of_row, prev_hash = prev_hash, digest.hex()
         row["seq"] = seq
@@ -429,11 +420,9 @@ def checkpoint_document(
     }
 
 
-async def head_size(session: AsyncSession, tenant_id: uuid.UUID) -> int:
-    found = await session.scalar(
-        select(Evidence.seq).where(Evidence.tenant_id == tenant_id).order_by(Evidence.seq.desc()).limit(1)
-    )
-    return int(found or 0)
+async def head_size(session: AsyncSession | driver.Bound, tenant_id: uuid.UUID) -> int:
+    found = await driver.fetch(session, _HEAD_SIZE, tenant_id)
+    return int(found[0][0]) if found else 0
 
 
 _HEAD_SIZE = "SELECT seq FROM compliance_evidence WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1"
@@ -478,8 +467,7 @@ async def issue_checkpoint(
     """A signed Merkle root over the first `size` rows (default: all); an existing one is reused."""
     bound = await driver.bind(session)
     if size is None:
-        found = await bound.fetch(_HEAD_SIZE, tenant_id)
-        size = int(found[0][0]) if found else 0
+        size = await head_size(bound, tenant_id)
     if size < 1:
         raise NotFound("The ledger has no evidence yet, so there is nothing to checkpoint.")
     base = await bound.fetch_one(_CHECKPOINT_AT_MOST, tenant_id, size)
