@@ -6,11 +6,11 @@
   its evidence being committed. A warm-up is not counted.
 * `api`: the same through `POST /api/v1/compliance/events` on one or more `vibethink serve` processes
   (API keys, JSON, validation, auth), batches of events per request, several clients in flight.
-* `outbox`: the platform's own path, end to end: platform events emitted into the outbox (one per
-  transaction, as the app role, at a fixed rate over several tenants) while `vibethink worker`
-  processes turn them into evidence; the latency runs from the event's transaction to the commit of
-  its evidence (`processed_at - occurred_at`: the batch that appends the evidence also finishes the
-  event, at its end).
+* `outbox`: the platform's own path, end to end: platform events written into the outbox at a fixed
+  rate over several tenants (by a light generator, or each in its own transaction through
+  `outbox.emit`) while `vibethink worker` processes turn them into evidence; the latency runs from
+  the event's transaction to the commit of its evidence (`processed_at - occurred_at`: the batch
+  that appends the evidence also finishes the event, at its end).
 * `verify`: `vibethink compliance verify` on a 1,000,000-record export (built once under bench/out/
   with the platform's own record, signing and checkpoint code), on every core.
 """
@@ -44,6 +44,7 @@ from vibethink.compliance.canonical import canonical
 from vibethink.compliance.export import evidence_line
 from vibethink.compliance.keys import KeyStore, SigningKey
 from vibethink.compliance.verify import EXPORT_FORMAT
+from vibethink.core import outbox
 from vibethink.core.database import Database, RlsContext, asyncpg_connect_args
 from vibethink.core.security import generate_api_key
 
@@ -309,8 +310,27 @@ def _start_workers(target: BenchTarget, count: int) -> list[subprocess.Popen[byt
     ]
 
 
-def _payload(n: int) -> str:
-    return json.dumps({**deployment(n), "actor": {"userId": "john.doe@vibethink.com"}})
+def _payload(n: int) -> dict[str, Any]:
+    return {**deployment(n), "actor": {"userId": "john.doe@vibethink.com"}}
+
+
+# Events straight into the outbox as the owner (the light generator and the workers' probe).
+_INSERT_EVENTS = (
+    "INSERT INTO platform_events (tenant_id, id, event_type, actor_role, payload)"
+    " SELECT t, i, 'CODE_DEPLOYMENT', 'SYSTEM', p::jsonb"
+    "   FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS u(t, i, p)"
+)
+
+
+async def _insert_events(
+    conn: asyncpg.Connection | asyncpg.Pool, tenants: list[uuid.UUID], first: int
+) -> None:
+    await conn.execute(
+        _INSERT_EVENTS,
+        tenants,
+        [uuid.uuid4() for _ in tenants],
+        [json.dumps(_payload(n)) for n in range(first, first + len(tenants))],
+    )
 
 
 async def _produce(
@@ -325,47 +345,27 @@ async def _produce(
     """CODE_DEPLOYMENT events into the outbox at `rate` a second (open loop), spread over `tenants`;
     returns how many.
 
-    `each_alone`: every event in its own transaction, as the app role under its tenant's RLS context
-    (what a platform write that emits one event costs: the load generator's CPU and PostgreSQL's for
-    it fall on the same 2 cores). Otherwise, every 5 ms one statement inserts the events due by then
-    (as the owner): a light generator, so the CPU measured is the path's.
+    `each_alone`: every event in its own transaction, written as the platform writes one
+    (`outbox.emit` in a `Database.transaction` as the app role under the tenant's RLS context): the
+    generator's CPU and PostgreSQL's for it fall on the same 2 cores. Otherwise, every 5 ms one
+    statement inserts the events due by then (as the owner): a light generator, so the CPU measured
+    is the path's.
     """
-    pool = await asyncpg.create_pool(
-        **asyncpg_connect_args(target.app if each_alone else target.owner),
-        min_size=connections,
-        max_size=connections,
-    )
+    db = Database(target.settings.model_copy(update={"pool_size": connections}), owner=target.owner)
+    pool = await asyncpg.create_pool(**asyncpg_connect_args(target.owner), min_size=1, max_size=2)
     emitted = 0
 
     async def emit(n: int) -> None:
         nonlocal emitted
         tenant_id = tenants[n % len(tenants)]
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "SELECT set_config('app.tenant_id', $1, true), set_config('app.role', 'SYSTEM', true)",
-                str(tenant_id),
-            )
-            await conn.execute(
-                "INSERT INTO platform_events (tenant_id, id, event_type, actor_role, payload)"
-                " VALUES ($1, $2, 'CODE_DEPLOYMENT', 'SYSTEM', $3::jsonb)",
-                tenant_id,
-                uuid.uuid4(),
-                _payload(n),
-            )
+        async with db.transaction(RlsContext(tenant_id=tenant_id, role="SYSTEM")) as session:
+            await outbox.emit(session, "CODE_DEPLOYMENT", tenant_id=tenant_id, payload=_payload(n))
         emitted += 1
 
     async def emit_due(first: int, upto: int) -> None:
         nonlocal emitted
-        numbers = range(first, upto)
-        await pool.execute(
-            "INSERT INTO platform_events (tenant_id, id, event_type, actor_role, payload)"
-            " SELECT t, i, 'CODE_DEPLOYMENT', 'SYSTEM', p::jsonb"
-            "   FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS u(t, i, p)",
-            [tenants[n % len(tenants)] for n in numbers],
-            [uuid.uuid4() for _ in numbers],
-            [_payload(n) for n in numbers],
-        )
-        emitted += len(numbers)
+        await _insert_events(pool, [tenants[n % len(tenants)] for n in range(first, upto)], first)
+        emitted += upto - first
 
     try:
         began = time.perf_counter()
@@ -390,6 +390,7 @@ async def _produce(
         await asyncio.gather(*pending)
     finally:
         await pool.close()
+        await db.dispose()
     return emitted
 
 
@@ -433,16 +434,11 @@ async def _wait_for_workers(target: BenchTarget, tenant_id: uuid.UUID) -> None:
     """Until a first event has its evidence: the workers are up (and nothing older is pending)."""
     conn = await target.connect_owner()
     try:
-        probe = uuid.uuid4()
-        await conn.execute(
-            "INSERT INTO platform_events (tenant_id, id, event_type, actor_role, payload)"
-            " VALUES ($1, $2, 'CODE_DEPLOYMENT', 'SYSTEM', $3::jsonb)",
-            tenant_id,
-            probe,
-            _payload(0),
-        )
+        await _insert_events(conn, [tenant_id], 0)
         deadline = time.monotonic() + 120
-        while await conn.fetchval("SELECT status::text FROM platform_events WHERE id = $1", probe) != "DONE":
+        while await conn.fetchval(
+            "SELECT count(*) FROM platform_events WHERE tenant_id = $1 AND status <> 'DONE'", tenant_id
+        ):
             if time.monotonic() > deadline:
                 raise RuntimeError("the workers did not deliver a first event within 2 minutes")
             await asyncio.sleep(0.2)
