@@ -346,8 +346,9 @@ async def _produce(
     returns how many.
 
     `each_alone`: every event in its own transaction, written as the platform writes one
-    (`outbox.emit` in a `Database.transaction` as the app role under the tenant's RLS context): the
-    generator's CPU and PostgreSQL's for it fall on the same 2 cores. Otherwise, every 5 ms one
+    (`outbox.emit` in a `Database.transaction` as the app role under the tenant's RLS context), at
+    most `connections` at once: the generator's CPU and PostgreSQL's for it fall on the same 2 cores,
+    and where it cannot keep the rate the table shows the events it wrote. Otherwise, every 5 ms one
     statement inserts the events due by then (as the owner): a light generator, so the CPU measured
     is the path's.
     """
@@ -376,6 +377,8 @@ async def _produce(
                 delay = began + n / rate - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                if len(pending) >= connections:  # every connection busy: the rate falls to what they do
+                    await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 task = asyncio.create_task(emit(n))
                 n += 1
             else:
