@@ -118,6 +118,13 @@ def entry_hash_of(document: dict[str, Any]) -> bytes:
     return merkle.leaf_hash(record_bytes(document))
 
 
+def _written_record(document: dict[str, Any]) -> bytes:
+    """`record_bytes` for a document the writer built: its observation and artifacts come from
+    `rules.evaluate` (facts through `rules.plain`, artifacts of strings), so they hold no floats and
+    need no walk to prove it."""
+    return canonical_plain(document)
+
+
 @dataclass
 class AppendResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -147,31 +154,39 @@ def _period(event: IncomingEvent) -> tuple[datetime, datetime]:
 # The tenant's lock, then (a new snapshot: everything committed before it was granted) the chain's
 # head and which (event, control) pairs exist: one call (migration 0016).
 _LOCK_AND_HEAD = "SELECT seq, entry_hash, event_id, control_id FROM compliance_lock_head($1, $2::uuid[])"
-# The tenant's state and the existing keys of the people its events name, in one round trip (`$2`:
-# their person hashes); the keys of people seen for the first time are made afterwards, only if needed.
-_STATE_AND_KEYS = (
-    "SELECT st.*, p.hashes, p.secrets"  # noqa: S608 - constant SQL, composed of constants
-    "  FROM (SELECT coalesce(array_agg(k.person_hash), '{}') AS hashes,"
-    "               coalesce(array_agg(k.secret), '{}') AS secrets"
-    "          FROM compliance_person_keys k WHERE k.tenant_id = $1 AND k.person_hash = ANY($2::varchar[])) p"
-    f"  LEFT JOIN LATERAL ({STATE_SQL}) st ON true"
+# Everything an append reads, in one round trip: the lock with the head and the pairs that exist
+# (aggregated: `seqs`/`entry_hashes` hold the head, `events`/`controls` the pairs), the existing keys
+# of the people its events name (`$3`: their person hashes; keys of people seen for the first time
+# are made afterwards, only if needed) and, in `_OPEN_WITH_STATE`, the tenant's state. The function
+# scan runs once; its reads take their snapshot after the lock, the rest reads what it may.
+_OPEN = (
+    "SELECT h.seqs, h.entry_hashes, h.events, h.controls, p.hashes, p.secrets"
+    "  FROM (SELECT array_agg(l.seq) AS seqs, array_agg(l.entry_hash) AS entry_hashes,"
+    "               array_agg(l.event_id) AS events, array_agg(l.control_id) AS controls"
+    "          FROM compliance_lock_head($1, $2::uuid[]) l) h"
+    " CROSS JOIN (SELECT coalesce(array_agg(k.person_hash), '{}') AS hashes,"
+    "                    coalesce(array_agg(k.secret), '{}') AS secrets"
+    "               FROM compliance_person_keys k"
+    "              WHERE k.tenant_id = $1 AND k.person_hash = ANY($3::varchar[])) p"
 )
-# One statement for a whole batch: arrays in, no per-row parameters to bind.
+_OPEN_WITH_STATE = f"SELECT o.*, st.* FROM ({_OPEN}) o LEFT JOIN LATERAL ({STATE_SQL}) st ON true"  # noqa: S608 - constants
+# One statement for a whole batch, one parameter: each row's signed document (the canonical bytes
+# already made for its hash, so nothing is serialised twice) with its entry hash and signature, as
+# JSON. The columns are read out of the documents by PostgreSQL: one text value to send instead of
+# an array per column, whose elements the driver would check one by one.
 _INSERT = (
     "INSERT INTO compliance_evidence (tenant_id, seq, prev_seq, event_id, event_type, source, event_hash,"
     " control_id, rule_id, rule_version, kind, outcome, occurred_at, period_start, period_end, recorded_at,"
     " observation, artifacts, prev_hash, entry_hash, key_id, signature)"
-    " SELECT $1, s, NULLIF(s - 1, 0), e, et, src, eh, c, r, rv, k, o, oa, ps, pe, $2,"
-    "        obs::jsonb, art::jsonb, ph, h, $3, sig"
-    "   FROM unnest($4::bigint[], $5::uuid[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],"
-    "               $11::int[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[],"
-    "               $16::timestamptz[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[])"
-    "     AS u(s, e, et, src, eh, c, r, rv, k, o, oa, ps, pe, obs, art, ph, h, sig)"
+    " SELECT $1, n.seq, NULLIF(n.seq - 1, 0), (x.d ->> 'event_id')::uuid, x.d ->> 'event_type',"
+    "        x.d ->> 'source', x.d ->> 'event_hash', x.d ->> 'control_id', x.d -> 'rule' ->> 'id',"
+    "        (x.d -> 'rule' ->> 'version')::int, x.d ->> 'kind', x.d ->> 'outcome',"
+    "        (x.d ->> 'occurred_at')::timestamptz, (x.d -> 'period' ->> 'start')::timestamptz,"
+    "        (x.d -> 'period' ->> 'end')::timestamptz, $2, x.d -> 'observation', x.d -> 'artifacts',"
+    "        x.d ->> 'prev_hash', x.h, $3, x.s"
+    "   FROM jsonb_to_recordset($4::text::jsonb) AS x(d jsonb, h text, s text),"
+    "        LATERAL (SELECT (x.d ->> 'seq')::bigint AS seq) n"
 )
-_ROW_ARRAYS = (
-    "seq", "event_id", "event_type", "source", "event_hash", "control_id", "rule_id", "rule_version",
-    "kind", "outcome", "occurred_at", "period_start", "period_end",
-)  # fmt: skip
 
 
 async def lock_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
@@ -180,27 +195,46 @@ async def lock_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
     await driver.fetch(session, _LOCK_AND_HEAD, tenant_id, [])
 
 
-async def _state_and_keys(
-    bound: driver.Bound, tenant_id: uuid.UUID, person_hashes: list[str]
-) -> tuple[TenantCompliance, dict[str, bytes]]:
-    """The tenant's compliance state and the existing keys among `person_hashes`."""
-    row = await bound.fetch_one(_STATE_AND_KEYS, tenant_id, person_hashes)
-    assert row is not None  # the aggregate always gives its one row
-    return state_from_row(tenant_id, row), dict(zip(row["hashes"], map(bytes, row["secrets"]), strict=True))
+@dataclass(slots=True)
+class _Opened:
+    """What `_open` read under the tenant's lock."""
+
+    state: TenantCompliance | None
+    keys: dict[str, bytes]  # person hash → secret, of the people asked about who have one
+    seq: int  # the chain's head: its sequence number (0: empty) and entry hash
+    head: str
+    seen: set[tuple[uuid.UUID, str]]  # (event, control) pairs already in the ledger
 
 
-async def _lock_and_head(
-    session: driver.Bound, tenant_id: uuid.UUID, event_ids: Sequence[uuid.UUID]
-) -> tuple[int, str, set[tuple[uuid.UUID, str]]]:
-    """Serialises the tenant's writers, then reads the chain's head and which (event, control) exist."""
+async def _open(
+    bound: driver.Bound,
+    tenant_id: uuid.UUID,
+    event_ids: Sequence[uuid.UUID],
+    person_hashes: list[str],
+    *,
+    with_state: bool,
+) -> _Opened:
+    """Takes the tenant's lock and reads what an append needs (the state only `with_state`)."""
+    row = await bound.fetch_one(
+        _OPEN_WITH_STATE if with_state else _OPEN, tenant_id, list(dict.fromkeys(event_ids)), person_hashes
+    )
+    assert row is not None  # aggregates over a cross join: always one row
     seq, head = 0, GENESIS
     seen: set[tuple[uuid.UUID, str]] = set()
-    for r in await session.fetch(_LOCK_AND_HEAD, tenant_id, list(dict.fromkeys(event_ids))):
-        if r[2] is None:
-            seq, head = int(r[0]), r[1]
+    for s, h, e, c in zip(
+        row["seqs"] or (), row["entry_hashes"] or (), row["events"] or (), row["controls"] or (), strict=True
+    ):
+        if e is None:
+            seq, head = int(s), h
         else:
-            seen.add((r[2], r[3]))
-    return seq, head, seen
+            seen.add((e, c))
+    return _Opened(
+        state=state_from_row(tenant_id, row) if with_state else None,
+        keys=dict(zip(row["hashes"], map(bytes, row["secrets"]), strict=True)),
+        seq=seq,
+        head=head,
+        seen=seen,
+    )
 
 
 def _signatures(signer: SigningKey | None, digests: list[bytes]) -> list[str | None]:
@@ -300,9 +334,11 @@ async def append(
 
     Platform events only produce evidence when the tenant's plan and settings turn automatic generation
     on; controls that map to nothing the tenant tracks produce none. Idempotent by (event, control).
-    The rules, pseudonyms and documents are worked out first; only the chain (sequence numbers, links,
-    hashes, signatures) and the insert happen under the tenant's lock. `clock` says when the rows are
-    recorded (tests of retention move it years back).
+    Its first statement takes the tenant's lock and reads, in the same round trip, the chain's head,
+    the (event, control) pairs already recorded, the keys of the people the events name and (unless
+    given) the tenant's state: round trips cost more than the work done while the lock is held (on two
+    cores each one is a send and a wake-up on both sides). `clock` says when the rows are recorded
+    (tests of retention move it years back).
     """
     result = AppendResult()
     bound = await driver.bind(session)
@@ -318,9 +354,12 @@ async def append(
     facts = [EventFacts(e.event_type, e.payload, e.actor_user_id, e.actor_ref) for e in events]
     named = [people_of(ruleset, f) | ({f.actor_ref} if f.actor_ref else set()) for f in facts]
     hashes = {i: pseudonyms.person_hash(pepper, tenant_id, i) for i in set().union(*named)}
-    known: dict[str, bytes] = {}
-    if state is None:
-        state, known = await _state_and_keys(bound, tenant_id, sorted(set(hashes.values())))
+    opened = await _open(
+        bound, tenant_id, [e.event_id for e in events], sorted(set(hashes.values())), with_state=state is None
+    )
+    state = state or opened.state
+    assert state is not None
+    known = opened.keys
     kept = [
         (e, f, people)
         for e, f, people in zip(events, facts, named, strict=True)
@@ -350,11 +389,12 @@ async def append(
     signer: SigningKey | None = keys.active() if state.signs else None
     drafts = _drafts(tenant_id, planned, signer.key_id if signer else None)
 
-    seq, prev_hash, seen = await _lock_and_head(bound, tenant_id, [e.event_id for e, _ in planned])
+    seq, prev_hash, seen = opened.seq, opened.head, opened.seen
     recorded_at = clock()
     recorded = iso(recorded_at)
     rows = result.rows
     digests: list[bytes] = []
+    documents: list[bytes] = []
     for draft in drafts:
         row, document = draft.row, draft.document
         key = (row["event_id"], row["control_id"])
@@ -365,7 +405,9 @@ async def append(
         document["seq"] = seq
         document["prev_hash"] = prev_hash
         document["recorded_at"] = recorded
-        digest = entry_hash_of(document)
+        data = _written_record(document)
+        digest = merkle.leaf_hash(data)
+        documents.append(data)
         digests.append(digest)
         prev_hash_of_row, prev_hash = prev_hash, digest.hex()
         row["seq"] = seq
@@ -383,12 +425,12 @@ async def append(
         tenant_id,
         recorded_at,
         signer.key_id if signer else None,
-        *([r[name] for r in rows] for name in _ROW_ARRAYS),
-        [orjson.dumps(r["observation"]).decode() for r in rows],
-        [orjson.dumps(r["artifacts"]).decode() for r in rows],
-        [r["prev_hash"] for r in rows],
-        [r["entry_hash"] for r in rows],
-        [r["signature"] for r in rows],
+        orjson.dumps(
+            [
+                {"d": orjson.Fragment(data), "h": row["entry_hash"], "s": row["signature"]}
+                for data, row in zip(documents, rows, strict=True)
+            ]
+        ).decode(),
     )
     first = rows[0]["seq"]
     crossed = (first - 1) // checkpoint_every != seq // checkpoint_every

@@ -124,6 +124,8 @@ class Observation:
     artifacts: tuple[dict[str, str], ...]
 
     def document(self) -> dict[str, Any]:
+        """The observation as recorded. It holds no floats (facts go through `plain`), which the
+        ledger's writer relies on to canonicalise it without a walk."""
         return {
             "checks": [{"name": n, "passed": p} for n, p in self.checks],
             "facts": self.facts,
@@ -215,6 +217,12 @@ def load_rules(version: int | None = None) -> RuleSet:
 @lru_cache(maxsize=4096)
 def _steps(path: str) -> tuple[str, ...]:
     return tuple(path.split("."))
+
+
+@lru_cache(maxsize=4096)
+def _top(path: str) -> str:
+    """The payload key a fact or person path starts at (`approvals[].userId` → `approvals`)."""
+    return path.split("[]")[0].split(".")[0]
 
 
 def lookup(payload: Mapping[str, Any], path: str) -> Any:
@@ -369,7 +377,7 @@ def evaluate(ruleset: RuleSet, event: EventFacts, pseudonym: Callable[[str], str
             if value is None:
                 continue
             for person_path in rule.people:
-                if person_path.split("[]")[0].split(".")[0] == path.split(".")[0]:
+                if _top(person_path) == _top(path):
                     value = _replace_people(value, person_path, pseudonym)
             facts[path] = plain(value)
         if actor is not None:

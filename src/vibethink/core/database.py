@@ -385,16 +385,19 @@ class Database:
         return self._driver_pool
 
     @asynccontextmanager
-    async def driver_transaction(self, context: RlsContext) -> AsyncIterator[asyncpg.Connection]:
+    async def driver_transaction(
+        self, context: RlsContext, *, first: str | None = None
+    ) -> AsyncIterator[asyncpg.Connection]:
         """A transaction on a plain asyncpg connection of `driver_pool`, its RLS context sent with BEGIN
-        (one round trip); committed when the block ends (unless its last statement did: `…; COMMIT`
-        in one simple-query message), rolled back if it raises."""
+        (one round trip, which also carries `first`: statements with their values inlined, whose
+        results are not needed); committed when the block ends (unless its last statement did:
+        `…; COMMIT` in one simple-query message), rolled back if it raises."""
         pool = await self.driver_pool()
         async with pool.acquire() as proxy:
             conn = cast(asyncpg.Connection, proxy)  # the pool's proxy forwards every connection method
-            statement = context_statement(context)
+            statements = [s for s in ("BEGIN", context_statement(context), first) if s]
             try:
-                await conn.execute(f"BEGIN; {statement}" if statement else "BEGIN")
+                await conn.execute("; ".join(statements))
                 yield conn
             except BaseException:
                 # The pool resets nothing on release: never hand back a connection inside a transaction.

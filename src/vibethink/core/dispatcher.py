@@ -182,22 +182,43 @@ class Dispatcher:
         statements is one round trip with nothing in between.
         """
         assert consumer.handle_many is not None
-        async with self.db.driver_transaction(RlsContext(tenant_id=tenant_id, role="SYSTEM")) as conn:
-            fresh = {
-                row[0]
-                for row in await conn.fetch(
-                    "INSERT INTO event_deliveries (tenant_id, event_id, consumer)"
-                    " SELECT $1, unnest($2::uuid[]), $3 ON CONFLICT DO NOTHING RETURNING event_id",
-                    tenant_id,
-                    [e.id for e in events],
-                    consumer.name,
-                )
-            }
-            todo = [e for e in events if e.id in fresh]  # the others were delivered before a retry
+        # Events on their first attempt cannot have been delivered yet: their delivery records go with
+        # BEGIN, without asking which are new. A record that exists after all (another worker took the
+        # event over when this one's lease expired, and finished it) fails the insert, so the batch,
+        # and the one-by-one path that follows checks each event.
+        first_attempt = all(e.attempts == 1 for e in events)
+        context = RlsContext(tenant_id=tenant_id, role="SYSTEM")
+        opening = self._deliveries_statement(tenant_id, events, consumer) if first_attempt else None
+        async with self.db.driver_transaction(context, first=opening) as conn:
+            if first_attempt:
+                todo = list(events)
+            else:
+                fresh = {
+                    row[0]
+                    for row in await conn.fetch(
+                        "INSERT INTO event_deliveries (tenant_id, event_id, consumer)"
+                        " SELECT $1, unnest($2::uuid[]), $3 ON CONFLICT DO NOTHING RETURNING event_id",
+                        tenant_id,
+                        [e.id for e in events],
+                        consumer.name,
+                    )
+                }
+                todo = [e for e in events if e.id in fresh]  # the others were delivered before a retry
             if todo:
                 await consumer.handle_many(conn, tenant_id, todo)
             if finish:  # DONE as the work commits, in the same message
                 await conn.execute(f"{self._finish_statement(finish)}; COMMIT")
+
+    @staticmethod
+    def _deliveries_statement(
+        tenant_id: uuid.UUID, events: Sequence[DeliveredEvent], consumer: Consumer
+    ) -> str:
+        """The delivery records of `events` to `consumer`, values inlined (to travel with BEGIN)."""
+        ids = ",".join(str(e.id) for e in events)  # UUIDs' text: hex digits and dashes
+        return (
+            "INSERT INTO event_deliveries (tenant_id, event_id, consumer)"
+            f" SELECT '{tenant_id}', unnest('{{{ids}}}'::uuid[]), {sql_literal(consumer.name)}"
+        )
 
     def _finish_statement(self, events: Sequence[DeliveredEvent]) -> str:
         """`outbox_finish_many` for `events` (only those this worker still holds), values inlined so
