@@ -375,6 +375,33 @@ class TestBatchConsumers:
         assert (await event_row(db, event_id))["status"] == "DONE"
         assert sorted(c for _, c in await deliveries(db, [event_id])) == ["flaky", "ledger"]
 
+    async def test_an_idempotent_consumer_keeps_no_delivery_record_and_a_retry_runs_it_again(
+        self,
+        db: Database,
+        worker_db: Database,
+        owner: asyncpg.Connection,
+        tenant: MadeTenant,
+        event_type: str,
+    ) -> None:
+        [event_id] = await emit(db, tenant.id, event_type)
+        batch, flaky = BatchConsumer(), RecordingConsumer(failures=1)
+        consumers = ConsumerRegistry()
+        consumers.register(
+            "ledger", batch.handle, event_types={event_type}, handle_many=batch.handle_many, idempotent=True
+        )
+        consumers.register("flaky", flaky, event_types={event_type})
+        dispatcher = Dispatcher(worker_db, consumers)
+
+        await dispatcher.drain()
+        assert (await event_row(db, event_id))["status"] == "PENDING"
+        await make_due(owner, event_id)
+        await dispatcher.drain()
+
+        assert batch.batches == [(str(tenant.id), [event_id])] * 2
+        assert flaky.calls == [event_id, event_id]
+        assert (await event_row(db, event_id))["status"] == "DONE"
+        assert await deliveries(db, [event_id]) == [(event_id, "flaky")]
+
     async def test_a_worker_that_lost_its_lease_neither_redelivers_nor_finishes_the_batch(
         self,
         db: Database,

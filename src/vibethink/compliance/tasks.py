@@ -93,7 +93,10 @@ def evidence_consumer(
 
 def register(registry: ConsumerRegistry, *, settings: Callable[[], Settings] = get_settings) -> None:
     handle, handle_many = evidence_consumer(settings, key_store)
-    registry.register(CONSUMER, handle, event_types=set(load_rules().event_types), handle_many=handle_many)
+    # Idempotent: the ledger records one row per (event, control), so its batches need no delivery record.
+    registry.register(
+        CONSUMER, handle, event_types=set(load_rules().event_types), handle_many=handle_many, idempotent=True
+    )
 
 
 def periodic_jobs(settings: Settings) -> list[PeriodicJob]:

@@ -59,6 +59,9 @@ class Consumer:
     event_types: frozenset[str] | None  # None: every event
     handle: Handler
     handle_many: BatchHandler | None = None
+    # Its batches record nothing twice for the same event by themselves (the evidence ledger is
+    # unique by event and control): they keep no delivery record, and a retry simply runs them again.
+    idempotent: bool = False
 
     def wants(self, event_type: str) -> bool:
         return self.event_types is None or event_type in self.event_types
@@ -75,12 +78,14 @@ class ConsumerRegistry:
         *,
         event_types: set[str] | None = None,
         handle_many: BatchHandler | None = None,
+        idempotent: bool = False,
     ) -> None:
-        """`handle` takes one event; `handle_many`, if given, must do the same for a tenant's batch."""
+        """`handle` takes one event; `handle_many`, if given, must do the same for a tenant's batch.
+        `idempotent`: running `handle_many` again on events it handled changes nothing."""
         if name in self._consumers:
             raise ValueError(f"consumer {name!r} is already registered")
         self._consumers[name] = Consumer(
-            name, None if event_types is None else frozenset(event_types), handle, handle_many
+            name, None if event_types is None else frozenset(event_types), handle, handle_many, idempotent
         )
 
     def for_event(self, event_type: str) -> list[Consumer]:
@@ -188,9 +193,11 @@ class Dispatcher:
         # and the one-by-one path that follows checks each event.
         first_attempt = all(e.attempts == 1 for e in events)
         context = RlsContext(tenant_id=tenant_id, role="SYSTEM")
-        opening = self._deliveries_statement(tenant_id, events, consumer) if first_attempt else None
+        opening = None
+        if first_attempt and not consumer.idempotent:
+            opening = self._deliveries_statement(tenant_id, events, consumer)
         async with self.db.driver_transaction(context, first=opening) as conn:
-            if first_attempt:
+            if first_attempt or consumer.idempotent:
                 todo = list(events)
             else:
                 fresh = {
