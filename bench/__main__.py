@@ -87,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         print(machine())
         with chat.chat_target() as target:
             fans = tuple(int(n) for n in args.fans.split(",") if n.strip())
-            print(chat.run_chat(target, seconds=args.seconds or (4 if args.quick else 10), fans=fans))
+            print(
+                chat.run_chat(
+                    target, seconds=args.seconds or (4 if args.quick else 10), fans=fans, rounds=rounds
+                )
+            )
     if args.suite in ("all", "deployments"):
         print("\n# Deployments — resolution, public pages, widget size")
         print(machine())

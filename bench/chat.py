@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,6 +58,7 @@ class Run:
     cpu_seconds: float
     db_cpu_seconds: float = 0.0
     quantiles: tuple[float, float] | None = None  # (p50, p99) as wrk reports them
+    round: int | None = None  # of the alternating platform / ceiling rounds
 
     @property
     def rate(self) -> float:
@@ -384,7 +386,12 @@ def _measure_with_wrk(
     return run
 
 
-def run_chat(target: BenchTarget, *, seconds: float, fans: tuple[int, ...] = CONCURRENCIES) -> str:
+def run_chat(
+    target: BenchTarget, *, seconds: float, fans: tuple[int, ...] = CONCURRENCIES, rounds: int = 3
+) -> str:
+    """The grounded platform turn and the ceiling in `rounds` alternating rounds per concurrency (both
+    servers up at once, the idle one waiting), so that what else the two cores do falls on both alike;
+    then the turn with the OpenAI-compatible fake, one round per concurrency."""
     tenant_id, deployment_id = asyncio.run(make_twin(target, "openai"))
     _, grounded_deployment_id = asyncio.run(make_twin(target, "grounded"))
     runs: list[Run] = []
@@ -397,38 +404,51 @@ def run_chat(target: BenchTarget, *, seconds: float, fans: tuple[int, ...] = CON
             "VIBETHINK_CHAT_MAX_MESSAGES": "10000000",
             "VIBETHINK_POOL_SIZE": "20",
         }
-        code = "from bench.chat import serve_platform; serve_platform({port})"
-        with started(code, env, log_dir, ready_path="/healthz") as platform:
-            for name, deployment in (
-                (PLATFORM_GROUNDED, grounded_deployment_id),
-                (PLATFORM_OPENAI, deployment_id),
-            ):
-                for concurrency in fans:
-                    made = asyncio.run(_fans(platform.base_url, deployment, concurrency))
-                    runs.append(_measure(name, platform, made, seconds=seconds, streaming=True))
-                    print(f"  {name}, {concurrency} fans: {runs[-1].rate:,.0f} turns/s", flush=True)
         app_url = target.app.set(drivername="postgresql").render_as_string(hide_password=False)
         ceiling_env = {**os.environ, "CEILING_DSN": app_url}
-        code = "from bench.chat import serve_ceiling; serve_ceiling({port})"
-        with started(code, ceiling_env, log_dir, ready_path="/docs") as ceiling:
+        platform_code = "from bench.chat import serve_platform; serve_platform({port})"
+        ceiling_code = "from bench.chat import serve_ceiling; serve_ceiling({port})"
+        with (
+            started(platform_code, env, log_dir, ready_path="/healthz") as platform,
+            started(ceiling_code, ceiling_env, log_dir, ready_path="/docs") as ceiling,
+        ):
             for concurrency in fans:
+                made = asyncio.run(_fans(platform.base_url, grounded_deployment_id, concurrency))
                 paths = asyncio.run(_ceiling_fans(ceiling.base_url, target, tenant_id, concurrency))
-                requests = [({}, p) for p in paths]
-                runs.append(_measure(CEILING, ceiling, requests, seconds=seconds, streaming=False))
-                print(f"  ceiling, {concurrency} fans: {runs[-1].rate:,.0f} turns/s", flush=True)
+                for n in range(rounds):
+                    # Alternate who goes first, so neither always follows the other's leftovers.
+                    order: list[tuple[str, Process, list[tuple[dict[str, str], str]]]] = [
+                        (PLATFORM_GROUNDED, platform, made),
+                        (CEILING, ceiling, [({}, p) for p in paths]),
+                    ]
+                    for name, server, requests in order if n % 2 == 0 else reversed(order):
+                        run = _measure(name, server, requests, seconds=seconds, streaming=name != CEILING)
+                        run.round = n + 1
+                        runs.append(run)
+                        print(
+                            f"  {name}, {concurrency} fans, round {n + 1}: {run.rate:,.0f} turns/s",
+                            flush=True,
+                        )
+            for concurrency in fans:
+                made = asyncio.run(_fans(platform.base_url, deployment_id, concurrency))
+                runs.append(_measure(PLATFORM_OPENAI, platform, made, seconds=seconds, streaming=True))
+                print(f"  {PLATFORM_OPENAI}, {concurrency} fans: {runs[-1].rate:,.0f} turns/s", flush=True)
     return report(runs)
 
 
 def report(runs: list[Run]) -> str:
+    """One row per round; a round's ratio is against the ceiling's run of the same round. Then, per
+    concurrency, the median of the rounds' ratios and of the grounded turn's p50."""
     rows = []
-    by = {(r.name, r.concurrency): r for r in runs}
+    by = {(r.name, r.concurrency, r.round): r for r in runs}
     for run in runs:
-        ceiling = by.get((CEILING, run.concurrency))
+        ceiling = by.get((CEILING, run.concurrency, run.round))
         ratio = f"{run.rate / ceiling.rate:.2f}×" if ceiling and run is not ceiling else ""
         rows.append(
             [
                 run.name,
                 run.concurrency,
+                run.round or "",
                 f"{run.rate:,.0f}",
                 ratio,
                 f"{run.p(0.5):.1f}",
@@ -438,17 +458,39 @@ def report(runs: list[Run]) -> str:
                 run.errors,
             ]
         )
-    return table(
-        [
-            "server",
-            "fans",
-            "turns/s",
-            "vs ceiling",
-            "p50 ms",
-            "p99 ms",
-            "server CPU ms/turn",
-            "PostgreSQL CPU ms/turn",
-            "errors",
-        ],
-        rows,
+    summary = []
+    for concurrency in dict.fromkeys(r.concurrency for r in runs):
+        pairs = [
+            (r, by[(CEILING, concurrency, r.round)])
+            for r in runs
+            if r.name == PLATFORM_GROUNDED
+            and r.concurrency == concurrency
+            and (CEILING, concurrency, r.round) in by
+        ]
+        if pairs:
+            ratios = sorted(r.rate / c.rate for r, c in pairs)
+            p50s = sorted(r.p(0.5) for r, _ in pairs)
+            summary.append(
+                f"- {concurrency} fans: grounded turn / ceiling {statistics.median(ratios):.2f}× (median of"
+                f" {len(ratios)} rounds: {', '.join(f'{x:.2f}' for x in ratios)}), grounded p50"
+                f" {statistics.median(p50s):.1f} ms (rounds: {', '.join(f'{x:.1f}' for x in p50s)})"
+            )
+    return (
+        table(
+            [
+                "server",
+                "fans",
+                "round",
+                "turns/s",
+                "vs ceiling",
+                "p50 ms",
+                "p99 ms",
+                "server CPU ms/turn",
+                "PostgreSQL CPU ms/turn",
+                "errors",
+            ],
+            rows,
+        )
+        + "\n\n"
+        + "\n".join(summary)
     )
