@@ -5,7 +5,9 @@
   each call one transaction of a batch of events: rows/s and the latency from an event's arrival to
   its evidence being committed. A warm-up is not counted.
 * `api`: the same through `POST /api/v1/compliance/events` on one or more `vibethink serve` processes
-  (API keys, JSON, validation, auth), batches of events per request, several clients in flight.
+  (API keys, JSON, validation, auth), batches of events per request, several clients in flight; then
+  requests sent on a fixed schedule (open loop, no bound on how many are in flight) offering a given
+  number of evidence rows a second, the latency counted from when each request was due.
 * `outbox`: the platform's own path, end to end: platform events written into the outbox at a fixed
   rate over several tenants (by a light generator, or each in its own transaction through
   `outbox.emit`) while `vibethink worker` processes turn them into evidence; the latency runs from
@@ -287,6 +289,140 @@ def run_api(target: BenchTarget, *, servers: int, clients: int, batch: int, seco
         f"| POST /compliance/events (HTTP) | {servers} | {clients} | {batch} | {rows:,}"
         f" | {rows / elapsed:,.0f} |"
         f" {statistics.median(latencies):.1f} | {percentile(latencies, 99):.1f} |"
+    )
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection: a request written whole, its response read by length.
+
+    The open-loop load needs a client lighter than httpx: it shares the two cores with the servers
+    and PostgreSQL, and its own cost would be counted in the latency it measures."""
+
+    def __init__(self, host: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.host, self.reader, self.writer = host, reader, writer
+
+    @classmethod
+    async def open(cls, base: str) -> _Connection:
+        host = base.removeprefix("http://")
+        name, port = host.split(":")
+        return cls(host, *await asyncio.open_connection(name, int(port)))
+
+    async def post(self, path: str, key: str, body: bytes) -> tuple[int, bytes]:
+        self.writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = None
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length is None:
+            raise RuntimeError(f"a response without Content-Length: {head!r}")
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def run_api_open(
+    target: BenchTarget, *, servers: int, tenants: int, batch: int, rows_per_second: float, seconds: float
+) -> str:
+    """Requests of `batch` events sent on a fixed schedule (open loop) so that `rows_per_second`
+    evidence rows are offered, over `tenants` API keys and `servers` server processes. A request's
+    latency runs from the moment it was due, so a server that falls behind is charged for the wait."""
+    made = asyncio.run(make_tenants(target, tenants))
+    ports = [18000 + (os.getpid() + 7 * i + 3) % 1000 for i in range(servers)]
+    env = {**os.environ, **target.service_env(as_owner=False)}
+    processes = [
+        subprocess.Popen(
+            [str(Path(sys.executable).parent / "vibethink"), "serve", "--no-migrate", "--port", str(port)],
+            env={**env, "VIBETHINK_PORT": str(port)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
+    rows_per_request = 3 * batch  # each CODE_DEPLOYMENT yields 3 rows
+    interval = rows_per_request / rows_per_second
+    try:
+        for base in bases:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.3)
+        latencies: list[float] = []
+        outcome = {"rows": 0, "errors": 0, "late": 0}
+
+        async def main(warm: float, window: float) -> float:
+            idle: dict[str, list[_Connection]] = {base: [] for base in bases}
+            pending: set[asyncio.Task[None]] = set()
+
+            async def one(n: int, due: float, counting: bool) -> None:
+                base = bases[n % len(bases)]
+                _, key = made[n % len(made)]
+                body = json.dumps(
+                    {
+                        "events": [
+                            {"eventType": "CODE_DEPLOYMENT", "timestamp": datetime.now(UTC).isoformat(),
+                             "actor": {"userId": "john.doe@vibethink.com"},
+                             "payload": deployment(n * batch + i)}
+                            for i in range(batch)
+                        ]
+                    }
+                ).encode()  # fmt: skip
+                connection = idle[base].pop() if idle[base] else await _Connection.open(base)
+                status, answer = await connection.post("/api/v1/compliance/events", key, body)
+                done = time.perf_counter()
+                idle[base].append(connection)
+                if not counting:
+                    return
+                if status != 201:
+                    outcome["errors"] += 1
+                    return
+                latencies.append((done - due) * 1000)
+                outcome["rows"] += len(json.loads(answer)["evidence"])
+
+            began = time.perf_counter()
+            n = 0
+            while True:
+                due = began + n * interval
+                if due >= began + warm + window:
+                    break
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                elif delay < -interval:
+                    outcome["late"] += 1  # the generator itself could not keep the schedule
+                task = asyncio.create_task(one(n, due, due >= began + warm))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                n += 1
+            await asyncio.gather(*pending)
+            for connections in idle.values():
+                for connection in connections:
+                    connection.close()
+            return window
+
+        window = asyncio.run(main(5.0, seconds))
+    finally:
+        for server in processes:
+            server.terminate()
+        for server in processes:
+            server.wait(timeout=20)
+    return (
+        f"| POST /compliance/events (HTTP, open loop) | {servers}"
+        f" | {tenants} keys, {rows_per_second:,.0f} rows/s offered | {batch} | {outcome['rows']:,}"
+        f" | {outcome['rows'] / window:,.0f} |"
+        f" {statistics.median(latencies):.1f} | {percentile(latencies, 99):.1f} |"
+        + (f" ({outcome['errors']} errors)" if outcome["errors"] else "")
     )
 
 
@@ -586,6 +722,8 @@ def run_verify(records: int) -> str:
 # (processes, writers per process, events per call) and (servers, clients, events per request)
 LEDGER_RUNS = ((1, 2, 10), (1, 4, 10), (2, 1, 10), (2, 2, 10), (2, 2, 50), (2, 4, 1))
 API_RUNS = ((1, 4, 50), (2, 4, 50), (2, 4, 10), (2, 8, 1))
+# (servers, tenants, events per request, evidence rows offered per second), on a fixed schedule:
+API_OPEN_RUNS = ((2, 4, 10, 3000), (2, 32, 10, 3000))
 # (worker processes, tenants, events offered per second, each event its own transaction):
 # 1,000 events/s are 3,000 evidence rows/s
 OUTBOX_RUNS = (
@@ -613,6 +751,18 @@ def run(*, quick: bool, parts: list[str], records: int) -> str:
         if "api" in parts:
             for servers, clients, batch in API_RUNS:
                 lines.append(run_api(target, servers=servers, clients=clients, batch=batch, seconds=seconds))
+                print(lines[-1], flush=True)
+            for servers, tenants, batch, rate in API_OPEN_RUNS:
+                lines.append(
+                    run_api_open(
+                        target,
+                        servers=servers,
+                        tenants=tenants,
+                        batch=batch,
+                        rows_per_second=rate,
+                        seconds=seconds,
+                    )
+                )
                 print(lines[-1], flush=True)
         if lines:
             out.append(
