@@ -116,8 +116,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         app.state.db = db
     app.state.templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
     install_error_handlers(app)
-    # Routes are matched in order: the chat, the busiest by far, before everything else.
+    # Routes are matched in order, each router's routes one by one: the chat, the busiest by far,
+    # before everything else, then compliance event submission (machine traffic, in bulk).
     app.include_router(chat_routes.router, prefix="/api/v1")
+    app.include_router(compliance_routes.ingest_router, prefix="/api/v1")
     ops.install(app)
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
     install_api_docs(app)

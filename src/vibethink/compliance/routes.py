@@ -61,6 +61,8 @@ from vibethink.tenancy.access import DbSession, Principal, require, settings_of
 from vibethink.tenancy.permissions import Permission
 
 router = APIRouter(prefix="/compliance", tags=["compliance"])
+# Event submission alone: the machine-to-machine hot path, matched before the rest of the API.
+ingest_router = APIRouter(prefix="/compliance", tags=["compliance"])
 
 Reader = Annotated[Principal, Depends(require(Permission.COMPLIANCE_READ))]
 Writer = Annotated[Principal, Depends(require(Permission.COMPLIANCE_WRITE))]
@@ -239,7 +241,7 @@ async def delete_custom_framework(framework_id: uuid.UUID, principal: Writer, se
     await service.delete_custom_framework(session, principal, framework_id)
 
 
-@router.post("/events", status_code=201)
+@ingest_router.post("/events", status_code=201)
 async def submit_events(
     body: ExternalEventBatch, principal: EventSender, session: DbSession, settings: PlatformSettings
 ) -> SubmissionRead:
