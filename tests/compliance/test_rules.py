@@ -9,7 +9,9 @@ from importlib import resources
 from typing import Any
 
 import pytest
+import rfc8785
 
+from vibethink.compliance.canonical import _floatless, canonical_plain
 from vibethink.compliance.catalog import CatalogError, load_catalog
 from vibethink.compliance.rules import (
     RULES_PACKAGE,
@@ -118,6 +120,25 @@ class TestTheSpecsDeploymentEvent:
         event = EventFacts("CODE_DEPLOYMENT", payload, uuid.uuid4())
         change = next(o for o in evaluate(load_rules(), event, fake_pseudonym) if o.control_id == "CHG-01")
         assert change.document()["failed"] == ["tests_passed", "rollback_plan"]
+
+    def test_observations_hold_no_floats_whatever_the_payload_holds(self) -> None:
+        # The ledger's writer canonicalises observations without checking for floats (RFC 8785 writes
+        # them in a form orjson does not): every fact goes through `plain`, which turns them to text.
+        payload = spec_deployment(
+            qualityGates={"tests": "PASSED", "coverage": 0.87, "nested": {"ratio": 1e21, "list": [0.1, 2.5]}},
+            version=3.0,
+            environment="PRODUCTION",
+        )
+        event = EventFacts("CODE_DEPLOYMENT", payload, uuid.uuid4())
+        observations = evaluate(load_rules(), event, fake_pseudonym)
+        assert observations
+        for observation in observations:
+            document = observation.document()
+            assert _floatless(document), document
+            assert _floatless(list(observation.artifacts))
+            assert canonical_plain(document) == rfc8785.dumps(document)
+        tests = next(o for o in observations if o.control_id == "TST-01")
+        assert tests.facts["qualityGates.coverage"] == "0.87"  # the float, as text
 
     def test_a_staging_deployment_is_not_production_change_evidence(self) -> None:
         event = EventFacts("CODE_DEPLOYMENT", spec_deployment(environment="STAGING"), uuid.uuid4())

@@ -357,8 +357,9 @@ async def append(
     opened = await _open(
         bound, tenant_id, [e.event_id for e in events], sorted(set(hashes.values())), with_state=state is None
     )
-    state = state or opened.state
-    assert state is not None
+    if state is None:
+        assert opened.state is not None  # asked for
+        state = opened.state
     known = opened.keys
     kept = [
         (e, f, people)
