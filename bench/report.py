@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import statistics
 import subprocess
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -40,8 +42,23 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
 
 
+def cpu_probe() -> float:
+    """Microseconds for a fixed piece of pure-Python work (SHA-256 of short strings, dict and string
+    building), best of seven: this machine's speed drifts by up to 2x through the day with no load of
+    its own (a host shared with others), so figures taken minutes apart need this to be compared."""
+    best = float("inf")
+    for _ in range(7):
+        started = time.perf_counter()
+        for i in range(2000):
+            text = f"event-{i}"
+            hashlib.sha256(text.encode()).hexdigest()
+            {"id": i, "text": text, "parts": text.split("-")}
+        best = min(best, time.perf_counter() - started)
+    return best * 1e6
+
+
 def machine() -> str:
-    """Cores, CPU model, memory, load, date: the context every figure needs."""
+    """Cores, CPU model, memory, load, date, CPU probe: the context every figure needs."""
     model = "unknown"
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
@@ -63,7 +80,8 @@ def machine() -> str:
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"machine: {os.cpu_count()} cores ({model}), {memory} RAM, Linux {kernel}, Python"
-        f" {platform.python_version()}; load average before the run: {load}; {date}"
+        f" {platform.python_version()}; load average before the run: {load}; {date};"
+        f" CPU probe {cpu_probe():,.0f} µs (lower is faster)"
     )
 
 
