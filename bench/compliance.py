@@ -32,6 +32,8 @@ import sys
 import time
 import uuid
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -217,10 +219,10 @@ def run_ledger(target: BenchTarget, *, processes: int, writers: int, batch: int,
     )
 
 
-def run_api(target: BenchTarget, *, servers: int, clients: int, batch: int, seconds: float) -> str:
-    """`clients` concurrent clients (one tenant and API key each) over `servers` server processes."""
-    tenants = asyncio.run(make_tenants(target, clients))
-    ports = [18000 + (os.getpid() + 7 * i) % 1000 for i in range(servers)]
+@contextmanager
+def _servers(target: BenchTarget, count: int, *, offset: int = 0) -> Iterator[list[str]]:
+    """`count` `vibethink serve` processes on the bench database, up and healthy; their base URLs."""
+    ports = [18000 + (os.getpid() + 7 * i + offset) % 1000 for i in range(count)]
     env = {**os.environ, **target.service_env(as_owner=False)}
     processes = [
         subprocess.Popen(
@@ -241,6 +243,18 @@ def run_api(target: BenchTarget, *, servers: int, clients: int, batch: int, seco
                         break
                 except httpx.HTTPError:
                     time.sleep(0.3)
+        yield bases
+    finally:
+        for server in processes:
+            server.terminate()
+        for server in processes:
+            server.wait(timeout=20)
+
+
+def run_api(target: BenchTarget, *, servers: int, clients: int, batch: int, seconds: float) -> str:
+    """`clients` concurrent clients (one tenant and API key each) over `servers` server processes."""
+    tenants = asyncio.run(make_tenants(target, clients))
+    with _servers(target, servers) as bases:
         latencies: list[float] = []
         rows = 0
         counting = False
@@ -280,11 +294,6 @@ def run_api(target: BenchTarget, *, servers: int, clients: int, batch: int, seco
             return time.perf_counter() - started
 
         elapsed = asyncio.run(main())
-    finally:
-        for server in processes:
-            server.terminate()
-        for server in processes:
-            server.wait(timeout=20)
     return (
         f"| POST /compliance/events (HTTP) | {servers} | {clients} | {batch} | {rows:,}"
         f" | {rows / elapsed:,.0f} |"
@@ -335,29 +344,9 @@ def run_api_open(
     evidence rows are offered, over `tenants` API keys and `servers` server processes. A request's
     latency runs from the moment it was due, so a server that falls behind is charged for the wait."""
     made = asyncio.run(make_tenants(target, tenants))
-    ports = [18000 + (os.getpid() + 7 * i + 3) % 1000 for i in range(servers)]
-    env = {**os.environ, **target.service_env(as_owner=False)}
-    processes = [
-        subprocess.Popen(
-            [str(Path(sys.executable).parent / "vibethink"), "serve", "--no-migrate", "--port", str(port)],
-            env={**env, "VIBETHINK_PORT": str(port)},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for port in ports
-    ]
-    bases = [f"http://127.0.0.1:{port}" for port in ports]
     rows_per_request = 3 * batch  # each CODE_DEPLOYMENT yields 3 rows
     interval = rows_per_request / rows_per_second
-    try:
-        for base in bases:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.3)
+    with _servers(target, servers, offset=3) as bases:
         latencies: list[float] = []
         outcome = {"rows": 0, "errors": 0, "late": 0}
 
@@ -412,17 +401,13 @@ def run_api_open(
             return window
 
         window = asyncio.run(main(5.0, seconds))
-    finally:
-        for server in processes:
-            server.terminate()
-        for server in processes:
-            server.wait(timeout=20)
     return (
         f"| POST /compliance/events (HTTP, open loop) | {servers}"
         f" | {tenants} keys, {rows_per_second:,.0f} rows/s offered | {batch} | {outcome['rows']:,}"
         f" | {outcome['rows'] / window:,.0f} |"
         f" {statistics.median(latencies):.1f} | {percentile(latencies, 99):.1f} |"
         + (f" ({outcome['errors']} errors)" if outcome["errors"] else "")
+        + (f" ({outcome['late']} sent late by the generator)" if outcome["late"] else "")
     )
 
 
