@@ -83,6 +83,21 @@ async def pool(db: Database):  # type: ignore[no-untyped-def]
     return await db.driver_pool()
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        (),
+        ("goal",),
+        ("o'neil", 'say "hi"', "back\\slash", "a,b", "two words", "{brace}", "", "NULL", "fútbol"),
+    ],
+    ids=["empty", "one", "awkward"],
+)
+async def test_the_common_words_reach_the_database_as_they_are(pool: object, values: tuple[str, ...]) -> None:
+    # Sent as one text value and parsed by PostgreSQL as an array: nothing may be split or unescaped.
+    found = await pool.fetchval("SELECT $1::text::text[]", store.text_array(values))  # type: ignore[attr-defined]
+    assert list(found) == list(values)
+
+
 class TestRead:
     async def test_it_reads_the_fans_own_conversation_with_passages(
         self, pool: object, chat_twin: ChatTwin, fan: FanClient

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any, Final
 
 import asyncpg
@@ -21,7 +22,7 @@ from vibethink.twin.knowledge import Passage
 from vibethink.twin.knowledge.embeddings import vector_literal
 
 READ_SQL: Final = (
-    "SELECT * FROM chat_turn_read($1, $2, $3, $4, $5, $6::text::regconfig, $7, $8, $9::text[],"
+    "SELECT * FROM chat_turn_read($1, $2, $3, $4, $5, $6::text::regconfig, $7, $8, $9::text::text[],"
     " $10::text::vector, $11, $12)"
 )
 WRITE_SQL: Final = "SELECT * FROM chat_turn_write($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
@@ -77,6 +78,14 @@ def _user(user_id: uuid.UUID | None) -> str:
     return "" if user_id is None else str(user_id)
 
 
+@lru_cache(maxsize=8)
+def text_array(values: tuple[str, ...]) -> str:
+    """A `text[]` literal of `values`, sent as one text value: the driver would otherwise check each
+    element of a list on every turn (the common words are a few hundred, the same for minutes)."""
+    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "{" + ",".join(quoted) + "}"
+
+
 async def read_turn(
     pool: asyncpg.Pool,
     *,
@@ -103,7 +112,7 @@ async def read_turn(
             retrieval.config if retrieval else "simple",
             retrieval.query if retrieval else None,
             retrieval.depth if retrieval else 0,
-            list(retrieval.common) if retrieval else [],
+            text_array(tuple(retrieval.common)) if retrieval else "{}",
             embedding,
             retrieval.exact_below if retrieval else 0,
             day,
