@@ -94,7 +94,7 @@ async def pool(db: Database):  # type: ignore[no-untyped-def]
 )
 async def test_the_common_words_reach_the_database_as_they_are(pool: object, values: tuple[str, ...]) -> None:
     # Sent as one text value and parsed by PostgreSQL as an array: nothing may be split or unescaped.
-    found = await pool.fetchval("SELECT $1::text::text[]", store.text_array(values))  # type: ignore[attr-defined]
+    found = await pool.fetchval("SELECT $1::text::text[]", store.common_words_literal(values))  # type: ignore[attr-defined]
     assert list(found) == list(values)
 
 

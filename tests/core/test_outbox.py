@@ -306,9 +306,15 @@ class BatchConsumer:
             raise RuntimeError("this event is bad")
 
 
-def batch_registry(event_type: str, consumer: BatchConsumer) -> ConsumerRegistry:
+def batch_registry(event_type: str, consumer: BatchConsumer, *, idempotent: bool = False) -> ConsumerRegistry:
     result = ConsumerRegistry()
-    result.register("ledger", consumer.handle, event_types={event_type}, handle_many=consumer.handle_many)
+    result.register(
+        "ledger",
+        consumer.handle,
+        event_types={event_type},
+        handle_many=consumer.handle_many,
+        idempotent=idempotent,
+    )
     return result
 
 
@@ -349,19 +355,22 @@ class TestBatchConsumers:
         assert "this event is bad" in (await event_row(db, events[2]))["last_error"]
         assert sorted(e for e, _ in await deliveries(db, events)) == sorted(events[:2] + events[3:])
 
-    async def test_a_batch_after_a_retry_skips_the_events_it_already_handled(
+    @pytest.mark.parametrize("idempotent", [False, True], ids=["recorded", "idempotent"])
+    async def test_a_retry_after_a_later_consumer_failed(
         self,
+        idempotent: bool,
         db: Database,
         worker_db: Database,
         owner: asyncpg.Connection,
         tenant: MadeTenant,
         event_type: str,
     ) -> None:
-        # The batch consumer succeeds, a later single-event consumer fails once: the retry runs the
-        # batch consumer on nothing and the event finishes with the second consumer.
+        # The batch consumer succeeds, a later single-event consumer fails once. On the retry a batch
+        # consumer with a delivery record runs on nothing; one idempotent by itself keeps no record
+        # and simply runs again. Either way the event finishes with the second consumer.
         [event_id] = await emit(db, tenant.id, event_type)
         batch, flaky = BatchConsumer(), RecordingConsumer(failures=1)
-        consumers = batch_registry(event_type, batch)
+        consumers = batch_registry(event_type, batch, idempotent=idempotent)
         consumers.register("flaky", flaky, event_types={event_type})
         dispatcher = Dispatcher(worker_db, consumers)
 
@@ -370,37 +379,11 @@ class TestBatchConsumers:
         await make_due(owner, event_id)
         await dispatcher.drain()
 
-        assert batch.batches == [(str(tenant.id), [event_id])]
+        assert batch.batches == [(str(tenant.id), [event_id])] * (2 if idempotent else 1)
         assert flaky.calls == [event_id, event_id]
         assert (await event_row(db, event_id))["status"] == "DONE"
-        assert sorted(c for _, c in await deliveries(db, [event_id])) == ["flaky", "ledger"]
-
-    async def test_an_idempotent_consumer_keeps_no_delivery_record_and_a_retry_runs_it_again(
-        self,
-        db: Database,
-        worker_db: Database,
-        owner: asyncpg.Connection,
-        tenant: MadeTenant,
-        event_type: str,
-    ) -> None:
-        [event_id] = await emit(db, tenant.id, event_type)
-        batch, flaky = BatchConsumer(), RecordingConsumer(failures=1)
-        consumers = ConsumerRegistry()
-        consumers.register(
-            "ledger", batch.handle, event_types={event_type}, handle_many=batch.handle_many, idempotent=True
-        )
-        consumers.register("flaky", flaky, event_types={event_type})
-        dispatcher = Dispatcher(worker_db, consumers)
-
-        await dispatcher.drain()
-        assert (await event_row(db, event_id))["status"] == "PENDING"
-        await make_due(owner, event_id)
-        await dispatcher.drain()
-
-        assert batch.batches == [(str(tenant.id), [event_id])] * 2
-        assert flaky.calls == [event_id, event_id]
-        assert (await event_row(db, event_id))["status"] == "DONE"
-        assert await deliveries(db, [event_id]) == [(event_id, "flaky")]
+        recorded = sorted(c for _, c in await deliveries(db, [event_id]))
+        assert recorded == (["flaky"] if idempotent else ["flaky", "ledger"])
 
     async def test_a_worker_that_lost_its_lease_neither_redelivers_nor_finishes_the_batch(
         self,

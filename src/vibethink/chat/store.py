@@ -18,6 +18,7 @@ from typing import Any, Final
 import asyncpg
 
 from vibethink.billing.quotas import UNLIMITED, Allowance, allowance_from
+from vibethink.core.database import array_literal
 from vibethink.twin.knowledge import Passage
 from vibethink.twin.knowledge.embeddings import vector_literal
 
@@ -79,11 +80,10 @@ def _user(user_id: uuid.UUID | None) -> str:
 
 
 @lru_cache(maxsize=8)
-def text_array(values: tuple[str, ...]) -> str:
-    """A `text[]` literal of `values`, sent as one text value: the driver would otherwise check each
-    element of a list on every turn (the common words are a few hundred, the same for minutes)."""
-    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
-    return "{" + ",".join(quoted) + "}"
+def common_words_literal(words: tuple[str, ...]) -> str:
+    """The common words as one `text[]` literal, made once per list (it stays the same for minutes):
+    a list would make the driver check each of its few hundred elements on every turn."""
+    return array_literal(words)
 
 
 async def read_turn(
@@ -112,7 +112,7 @@ async def read_turn(
             retrieval.config if retrieval else "simple",
             retrieval.query if retrieval else None,
             retrieval.depth if retrieval else 0,
-            text_array(tuple(retrieval.common)) if retrieval else "{}",
+            common_words_literal(tuple(retrieval.common)) if retrieval else "{}",
             embedding,
             retrieval.exact_below if retrieval else 0,
             day,

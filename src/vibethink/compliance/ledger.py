@@ -118,13 +118,6 @@ def entry_hash_of(document: dict[str, Any]) -> bytes:
     return merkle.leaf_hash(record_bytes(document))
 
 
-def _written_record(document: dict[str, Any]) -> bytes:
-    """`record_bytes` for a document the writer built: its observation and artifacts come from
-    `rules.evaluate` (facts through `rules.plain`, artifacts of strings), so they hold no floats and
-    need no walk to prove it."""
-    return canonical_plain(document)
-
-
 @dataclass
 class AppendResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -406,7 +399,9 @@ async def append(
         document["seq"] = seq
         document["prev_hash"] = prev_hash
         document["recorded_at"] = recorded
-        data = _written_record(document)
+        # No walk for floats: observations come from `rules.evaluate` (facts through `rules.plain`)
+        # and artifacts are strings, so `canonical_plain` gives `record_bytes`' bytes (tested).
+        data = canonical_plain(document)
         digest = merkle.leaf_hash(data)
         documents.append(data)
         digests.append(digest)

@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, cast
@@ -186,6 +186,13 @@ def sql_literal(value: str) -> str:
     if "\\" in value:
         return "E'" + escaped.replace("\\", "\\\\") + "'"
     return f"'{escaped}'"
+
+
+def array_literal(values: Iterable[object]) -> str:
+    """A PostgreSQL array literal (`{"a","b"}`) of `values`' text, each element quoted: one text value
+    to send or inline, where a list would make the driver check every element on every call."""
+    quoted = ('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "{" + ",".join(quoted) + "}"
 
 
 def context_statement(context: RlsContext) -> str | None:
@@ -385,19 +392,16 @@ class Database:
         return self._driver_pool
 
     @asynccontextmanager
-    async def driver_transaction(
-        self, context: RlsContext, *, first: str | None = None
-    ) -> AsyncIterator[asyncpg.Connection]:
+    async def driver_transaction(self, context: RlsContext) -> AsyncIterator[asyncpg.Connection]:
         """A transaction on a plain asyncpg connection of `driver_pool`, its RLS context sent with BEGIN
-        (one round trip, which also carries `first`: statements with their values inlined, whose
-        results are not needed); committed when the block ends (unless its last statement did:
-        `…; COMMIT` in one simple-query message), rolled back if it raises."""
+        (one round trip); committed when the block ends (unless its last statement did: `…; COMMIT`
+        in one simple-query message), rolled back if it raises."""
         pool = await self.driver_pool()
         async with pool.acquire() as proxy:
             conn = cast(asyncpg.Connection, proxy)  # the pool's proxy forwards every connection method
-            statements = [s for s in ("BEGIN", context_statement(context), first) if s]
+            statement = context_statement(context)
             try:
-                await conn.execute("; ".join(statements))
+                await conn.execute(f"BEGIN; {statement}" if statement else "BEGIN")
                 yield conn
             except BaseException:
                 # The pool resets nothing on release: never hand back a connection inside a transaction.

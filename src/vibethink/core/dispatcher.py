@@ -27,7 +27,14 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibethink.core.database import Database, RlsContext, apply_context, asyncpg_connect_args, sql_literal
+from vibethink.core.database import (
+    Database,
+    RlsContext,
+    apply_context,
+    array_literal,
+    asyncpg_connect_args,
+    sql_literal,
+)
 from vibethink.core.outbox import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -187,18 +194,9 @@ class Dispatcher:
         statements is one round trip with nothing in between.
         """
         assert consumer.handle_many is not None
-        # Events on their first attempt cannot have been delivered yet: their delivery records go with
-        # BEGIN, without asking which are new. A record that exists after all (another worker took the
-        # event over when this one's lease expired, and finished it) fails the insert, so the batch,
-        # and the one-by-one path that follows checks each event.
-        first_attempt = all(e.attempts == 1 for e in events)
-        context = RlsContext(tenant_id=tenant_id, role="SYSTEM")
-        opening = None
-        if first_attempt and not consumer.idempotent:
-            opening = self._deliveries_statement(tenant_id, events, consumer)
-        async with self.db.driver_transaction(context, first=opening) as conn:
-            if first_attempt or consumer.idempotent:
-                todo = list(events)
+        async with self.db.driver_transaction(RlsContext(tenant_id=tenant_id, role="SYSTEM")) as conn:
+            if consumer.idempotent:
+                todo = list(events)  # it records nothing twice by itself: no delivery record to keep
             else:
                 fresh = {
                     row[0]
@@ -216,26 +214,12 @@ class Dispatcher:
             if finish:  # DONE as the work commits, in the same message
                 await conn.execute(f"{self._finish_statement(finish)}; COMMIT")
 
-    @staticmethod
-    def _deliveries_statement(
-        tenant_id: uuid.UUID, events: Sequence[DeliveredEvent], consumer: Consumer
-    ) -> str:
-        """The delivery records of `events` to `consumer`, values inlined (to travel with BEGIN)."""
-        ids = ",".join(str(e.id) for e in events)  # UUIDs' text: hex digits and dashes
-        return (
-            "INSERT INTO event_deliveries (tenant_id, event_id, consumer)"
-            f" SELECT '{tenant_id}', unnest('{{{ids}}}'::uuid[]), {sql_literal(consumer.name)}"
-        )
-
     def _finish_statement(self, events: Sequence[DeliveredEvent]) -> str:
         """`outbox_finish_many` for `events` (only those this worker still holds), values inlined so
         that it can travel in one message with a COMMIT."""
-        tenants = ",".join(str(e.tenant_id) for e in events)  # UUIDs' text: hex digits and dashes
-        ids = ",".join(str(e.id) for e in events)
-        return (
-            f"SELECT outbox_finish_many({sql_literal(self.worker_id)},"
-            f" '{{{tenants}}}'::uuid[], '{{{ids}}}'::uuid[])"
-        )
+        tenants = sql_literal(array_literal(e.tenant_id for e in events))
+        ids = sql_literal(array_literal(e.id for e in events))
+        return f"SELECT outbox_finish_many({sql_literal(self.worker_id)}, {tenants}::uuid[], {ids}::uuid[])"
 
     async def process_tenant(self, tenant_id: uuid.UUID, events: Sequence[DeliveredEvent]) -> None:
         """Every interested consumer on one tenant's claimed events, each consumer in turn.
