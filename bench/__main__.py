@@ -33,7 +33,7 @@ from bench.report import machine, tool_version
 from bench.target import bench_target, pg_binary
 
 PARTS = ("db", "policy", "wrapper", "api", "traps")
-COMPLIANCE_PARTS = ("ledger", "api", "outbox", "verify")
+COMPLIANCE_PARTS = ("ledger", "api", "outbox", "drain", "verify")
 
 
 def _stop_on_term(signum: int, frame: FrameType | None) -> None:

@@ -41,8 +41,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.report import process_cpu_seconds
-from bench.target import BenchTarget, bench_target
+from bench.report import process_cpu_seconds, server_cpu_seconds
+from bench.target import BenchTarget, bench_target, postmaster_pid
 from vibethink.compliance import ledger, merkle
 from vibethink.compliance.canonical import canonical
 from vibethink.compliance.export import evidence_line
@@ -50,6 +50,7 @@ from vibethink.compliance.keys import KeyStore, SigningKey
 from vibethink.compliance.verify import EXPORT_FORMAT
 from vibethink.core import outbox
 from vibethink.core.database import Database, RlsContext, asyncpg_connect_args
+from vibethink.core.dispatcher import Dispatcher, default_registry
 from vibethink.core.security import generate_api_key
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -604,6 +605,42 @@ def run_outbox(
     )
 
 
+def run_drain(target: BenchTarget, *, events: int, tenants: int, batch: int) -> str:
+    """A backlog of `events` over `tenants` drained by one dispatcher in this process, in claims of
+    `batch`: the CPU an event costs the worker and the whole PostgreSQL server, free of any schedule
+    (claims of 100 over 8 tenants are shares of ~12 events; claims of 16, shares of ~2)."""
+    tenant_ids = [t for t, _ in asyncio.run(make_tenants(target, tenants))]
+    postmaster = postmaster_pid(target)
+
+    async def fill() -> None:
+        conn = await target.connect_owner()
+        try:
+            for first in range(0, events, 500):
+                upto = min(first + 500, events)
+                await _insert_events(conn, [tenant_ids[n % tenants] for n in range(first, upto)], first)
+        finally:
+            await conn.close()
+
+    async def drain() -> tuple[int, float, float]:
+        db = Database(target.settings.model_copy(update={"outbox_batch_size": batch}))
+        try:
+            dispatcher = Dispatcher(db, default_registry(), worker_id="bench-drain")
+            cpu, server = time.process_time(), server_cpu_seconds(postmaster) if postmaster else 0.0
+            handled = await dispatcher.drain(max_batches=1_000_000)
+            cpu = time.process_time() - cpu
+            server = (server_cpu_seconds(postmaster) - server) if postmaster else float("nan")
+        finally:
+            await db.dispose()
+        return handled, cpu, server
+
+    asyncio.run(fill())
+    handled, cpu, server = asyncio.run(drain())
+    return (
+        f"| {events:,} | {tenants} | {batch} | {handled:,} | {cpu / handled * 1e6:,.0f}"
+        f" | {server / handled * 1e6:,.0f} |"
+    )
+
+
 # ------------------------------------------------------------------ a 1,000,000-record export
 
 
@@ -711,6 +748,8 @@ API_RUNS = ((1, 4, 50), (2, 4, 50), (2, 4, 10), (2, 8, 1))
 API_OPEN_RUNS = ((2, 4, 10, 3000), (2, 32, 10, 3000))
 # (worker processes, tenants, events offered per second, each event its own transaction):
 # 1,000 events/s are 3,000 evidence rows/s
+# (events in the backlog, tenants, claim size): shares of ~12 and of ~2 events
+DRAIN_RUNS = ((6000, 8, 100), (3000, 8, 16))
 OUTBOX_RUNS = (
     (1, 8, 1000, False), (2, 8, 1000, False), (2, 8, 1300, False), (2, 50, 1000, False),
     (2, 8, 1000, True),
@@ -773,6 +812,17 @@ def run(*, quick: bool, parts: list[str], records: int) -> str:
                 " | max ms | not done 2 s after | worker CPU µs/row |\n"
                 "|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(outbox_lines)
             )
+    if "drain" in parts:
+        with bench_target() as target:
+            drain_lines = []
+            for events, tenants, batch in DRAIN_RUNS:
+                drain_lines.append(run_drain(target, events=events, tenants=tenants, batch=batch))
+                print(drain_lines[-1], flush=True)
+        out.append(
+            "\nA backlog drained in process by one dispatcher (CPU per event: this process, the server):\n"
+            "| events | tenants | claim size | handled | worker CPU µs/event | PostgreSQL CPU µs/event |\n"
+            "|---|---|---|---|---|---|\n" + "\n".join(drain_lines)
+        )
     if "verify" in parts:
         out.append(
             "\n| records | cores | seconds | records/s | result | export size |\n|---|---|---|---|---|---|\n"

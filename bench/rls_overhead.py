@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bench.datagen import CELEBRITY_PREFIX, ID_OFFSET, TENANT_PREFIX, Dataset, celebrity_id, tenant_id
 from bench.report import median, overhead, percentile, server_cpu_seconds, table
-from bench.target import BenchTarget, pg_binary
+from bench.target import BenchTarget, pg_binary, postmaster_pid
 from vibethink.core.database import SET_CONTEXT_SQL, Database, RlsContext
 
 COLUMNS = (
@@ -197,29 +197,6 @@ def _run_pgbench(
     )
 
 
-def _parent_pid(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return int(stat.read().rsplit(")", 1)[1].split()[1])
-    except OSError:
-        return None
-
-
-async def _postmaster_of_backend(target: BenchTarget) -> int | None:
-    conn = await target.connect_owner()
-    try:
-        backend = int(await conn.fetchval("SELECT pg_backend_pid()"))
-        # Read while the backend lives: its parent is the postmaster.
-        return await asyncio.to_thread(_parent_pid, backend)
-    finally:
-        await conn.close()
-
-
-def _postmaster(target: BenchTarget) -> int | None:
-    """The server's postmaster process id when it runs on this machine (None otherwise)."""
-    return asyncio.run(_postmaster_of_backend(target))
-
-
 def run_pgbench(target: BenchTarget, dataset: Dataset, plan: PgbenchPlan) -> str:
     """pgbench rounds, variants rotated each round so none always runs first; returns the table.
 
@@ -228,7 +205,7 @@ def run_pgbench(target: BenchTarget, dataset: Dataset, plan: PgbenchPlan) -> str
     """
     results: dict[tuple[str, str], Measured] = {}
     asyncio.run(_key_ids(target))
-    postmaster = _postmaster(target)
+    postmaster = postmaster_pid(target)
     with tempfile.TemporaryDirectory(prefix="vibethink-bench-") as work:
         for round_no in range(plan.rounds):
             for workload, query in WORKLOADS.items():

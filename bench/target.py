@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,3 +97,26 @@ def pg_binary(name: str) -> str:
     except ImportError:  # pragma: no cover - pgserver is a dependency
         pass
     return name
+
+
+def _parent_pid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
+
+
+async def _postmaster_of_backend(target: BenchTarget) -> int | None:
+    conn = await target.connect_owner()
+    try:
+        backend = int(await conn.fetchval("SELECT pg_backend_pid()"))
+        # Read while the backend lives: its parent is the postmaster.
+        return await asyncio.to_thread(_parent_pid, backend)
+    finally:
+        await conn.close()
+
+
+def postmaster_pid(target: BenchTarget) -> int | None:
+    """The server's postmaster process id when it runs on this machine (None otherwise)."""
+    return asyncio.run(_postmaster_of_backend(target))
