@@ -27,12 +27,13 @@ from bench import (
     isolation_traps,
     retrieval,
     rls_overhead,
+    rls_protocol,
 )
 from bench.datagen import Dataset, ensure_dataset
 from bench.report import machine, tool_version
 from bench.target import bench_target, pg_binary
 
-PARTS = ("db", "policy", "wrapper", "api", "traps")
+PARTS = ("db", "protocol", "policy", "wrapper", "api", "traps")
 COMPLIANCE_PARTS = ("ledger", "api", "outbox", "drain", "verify")
 
 
@@ -130,6 +131,15 @@ def run_rls(args: argparse.Namespace, parts: list[str], *, seconds: int, rounds:
                 sections.append(
                     f"### Inside the database (pgbench, {what})\n\n"
                     + rls_overhead.run_pgbench(target, dataset, plan)
+                )
+                print(sections[-1])
+        if "protocol" in parts:
+            for clients in (1, 8):
+                window = seconds * rounds
+                print(f"\n## Inside the database, the platform's protocol: {clients} client(s), {window} s")
+                sections.append(
+                    f"### Inside the database (direct SQL, {clients} client(s), shapes interleaved)\n\n"
+                    + rls_protocol.run_protocol(target, dataset, clients=clients, seconds=window)
                 )
                 print(sections[-1])
         if "policy" in parts:

@@ -2,7 +2,9 @@
 
 Every transaction reads what the celebrities API reads (`talent.service.get` and `.page`): one row by
 (tenant_id, id), or a page of 50 (+1 to know if there is more) newest first over (created_at, id).
-The owner runs it bare (BEGIN, query, COMMIT). The app role runs it with the RLS context:
+The owner runs it bare (BEGIN, query, COMMIT), naming the tenant. The app role runs it with the RLS
+context, the query left to the policy for its tenant as the platform sends it
+(`core.database.tenant_filter`):
 - *SET LOCAL with BEGIN* (simple protocol): what `core.database.TenantConnection` sends, the
   context as `SET LOCAL` statements in the same message as BEGIN (`BEGIN; SET LOCAL app.tenant_id =
   '…'; SET LOCAL app.role = 'API_KEY'`), then the query and COMMIT — compared with the owner's
@@ -88,6 +90,10 @@ class Variant:
     mode: str = "prepared"  # pgbench -M
 
     def script(self, query: str, dataset: Dataset) -> str:
+        if not self.as_owner:
+            # Under the tenant's own context the app's queries leave the tenant to the policy
+            # (`core.database.tenant_filter`); the owner, with no policy, names it.
+            query = query.replace(f"tenant_id = {TENANT} AND ", "")
         head = (
             f"\\set n random(1, {dataset.rows})\n\\set t (:n - 1) / {dataset.rows_per_tenant} + 1\n"
             f"\\set tt :t + {ID_OFFSET}\n\\set cc :n + {ID_OFFSET}\n"
@@ -379,8 +385,7 @@ BEGIN
         t := (n - 1) / {per_tenant} + 1;
         PERFORM set_config('app.tenant_id', '{tenant_prefix}' || ({offset} + t), true);
         SELECT {columns} INTO r FROM celebrities
-         WHERE tenant_id = ('{tenant_prefix}' || ({offset} + t))::uuid
-           AND id = ('{celebrity_prefix}' || ({offset} + n))::uuid;
+         WHERE {tenant_term} id = ('{celebrity_prefix}' || ({offset} + n))::uuid;
         IF r.id IS NULL THEN
             RAISE EXCEPTION 'celebrity % not found', n;
         END IF;
@@ -392,10 +397,14 @@ $loop$
 _INLINE = "tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid"
 # (label, statements run first in the rolled-back transaction); the owner is a superuser. The last two
 # are the tenant policy written without its subquery, measured beside the one the migrations install.
+# Every query names its tenant except the one labelled "policy alone" (what the app sends under the
+# tenant's own context: `core.database.tenant_filter`).
+POLICY_ALONE = "app role, the tenant policy alone (query not naming the tenant)"
 POLICY_SHAPES = (
     ("owner (superuser: no policy)", ()),
     ("app role, policy USING (true)", ("ALTER POLICY tenant_isolation ON celebrities USING (true)",)),
     ("app role, the tenant policy", ()),
+    (POLICY_ALONE, ()),
     (
         "app role, policy inline nullif(…)::uuid",
         (f"ALTER POLICY tenant_isolation ON celebrities USING ({_INLINE})",),
@@ -411,15 +420,19 @@ POLICY_SHAPES = (
 
 
 async def _policy_loop(target: BenchTarget, dataset: Dataset, *, runs: int, rounds: int) -> str:
-    loop = POLICY_LOOP.format(
-        runs=runs,
-        rows=dataset.rows,
-        per_tenant=dataset.rows_per_tenant,
-        tenant_prefix=TENANT_PREFIX,
-        celebrity_prefix=CELEBRITY_PREFIX,
-        offset=ID_OFFSET,
-        columns=COLUMNS,
-    )
+    loops = {
+        alone: POLICY_LOOP.format(
+            runs=runs,
+            rows=dataset.rows,
+            per_tenant=dataset.rows_per_tenant,
+            tenant_prefix=TENANT_PREFIX,
+            celebrity_prefix=CELEBRITY_PREFIX,
+            offset=ID_OFFSET,
+            columns=COLUMNS,
+            tenant_term="" if alone else f"tenant_id = ('{TENANT_PREFIX}' || ({ID_OFFSET} + t))::uuid AND",
+        )
+        for alone in (False, True)
+    }
     timings: dict[str, list[float]] = {label: [] for label, _ in POLICY_SHAPES}
     for round_no in range(rounds):
         turn = round_no % len(POLICY_SHAPES)
@@ -435,7 +448,7 @@ async def _policy_loop(target: BenchTarget, dataset: Dataset, *, runs: int, roun
                     await conn.execute(statement)
                 if not label.startswith("owner"):
                     await conn.execute(f"SET LOCAL ROLE {target.app.username}")
-                await conn.execute(loop)
+                await conn.execute(loops[label == POLICY_ALONE])
                 await transaction.rollback()  # the altered policy never outlives the measurement
             finally:
                 await conn.close()

@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 
 from tests.factories import ADMIN, COMPLETE_TWIN_CONFIG, MadeTenant, make_celebrity, make_tenant
 from tests.talent.conftest import events_of
-from vibethink.core.database import Database
+from vibethink.core.database import Database, RlsContext, tenant_filter
 from vibethink.core.errors import AlreadyExists, InvalidTransition, NotFound, SchemaViolation
 from vibethink.talent import service
 from vibethink.talent.models import Celebrity, CelebrityType, Contract, EntityStatus
@@ -226,3 +226,50 @@ class TestContract:
             async with db.transaction(principal.rls()) as session:
                 await service.put_contract(session, principal, celebrity_id, terms)
         assert len(await events_of(db, tenant.id, "CONTRACT_UPDATED")) == 1
+
+
+class TestTenantScope:
+    """Reads name the tenant only when the RLS context does not already keep them to it."""
+
+    @pytest.fixture
+    async def two(self, db: Database, unique: str) -> tuple[MadeTenant, MadeTenant, uuid.UUID, uuid.UUID]:
+        first = await make_tenant(db, slug=f"scope-a-{unique}")
+        second = await make_tenant(db, slug=f"scope-b-{unique}")
+        mine = await make_celebrity(db, first, slug=f"scope-a-{unique}")
+        theirs = await make_celebrity(db, second, slug=f"scope-b-{unique}")
+        return first, second, mine, theirs
+
+    async def test_the_tenant_context_alone_keeps_reads_to_the_tenant(
+        self, db: Database, two: tuple[MadeTenant, MadeTenant, uuid.UUID, uuid.UUID]
+    ) -> None:
+        first, _, mine, theirs = two
+        principal = owner_of(first)
+        async with db.transaction(principal.rls()) as session:
+            assert tenant_filter(session, Celebrity.tenant_id, first.id) == ()
+            assert [c.id for c in (await service.page(session, principal)).items] == [mine]
+            assert (await service.get(session, principal, mine)).id == mine
+            with pytest.raises(NotFound):
+                await service.get(session, principal, theirs)
+
+    @pytest.mark.parametrize("context", ["admin", "other tenant", "none"])
+    async def test_any_other_context_gets_the_tenant_named(
+        self, db: Database, two: tuple[MadeTenant, MadeTenant, uuid.UUID, uuid.UUID], context: str
+    ) -> None:
+        first, second, mine, theirs = two
+        principal = owner_of(first)
+        rls = {"admin": ADMIN, "other tenant": owner_of(second).rls(), "none": RlsContext()}[context]
+        async with db.transaction(rls) as session:
+            (term,) = tenant_filter(session, Celebrity.tenant_id, first.id)
+            assert "tenant_id" in str(term)
+            listed = [c.id for c in (await service.page(session, principal)).items]
+            # The admin context sees every row, so only the named tenant keeps B's celebrity out; under
+            # B's own context or none, the policy and the named tenant together leave nothing.
+            assert listed == ([mine] if context == "admin" else [])
+            with pytest.raises(NotFound):
+                await service.get(session, principal, theirs)
+
+    async def test_a_session_without_a_recorded_context_names_the_tenant(self, db: Database) -> None:
+        async with db.sessions() as session:
+            tenant = uuid.uuid4()
+            (term,) = tenant_filter(session, Celebrity.tenant_id, tenant)
+            assert "tenant_id" in str(term)
