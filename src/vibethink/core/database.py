@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -310,7 +309,10 @@ async def apply_context(conn: AsyncSession | AsyncConnection, context: RlsContex
 JSONB_VERSION = b"\x01"  # the first byte of jsonb's binary form
 # orjson reads an integer past 64 bits as a float and refuses one past a double's range: a value with
 # such a run of digits (rare: ids are strings) is read by the standard library, exactly as before.
-_LONG_DIGITS = re.compile(rb"\d{19}")
+# The run is found with every digit mapped to "0" and one substring search: a regex `\d{19}` tries
+# a match at every digit and cost ~100 µs on a turn's 4 KB of passages, twenty times orjson's read.
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGIT_RUN = b"0" * 19
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -322,7 +324,7 @@ def _json_bytes(value: Any) -> bytes:
 
 
 def _json_value(data: bytes) -> Any:
-    if _LONG_DIGITS.search(data) is None:
+    if _LONG_DIGIT_RUN not in data.translate(_DIGITS_AS_ZERO):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
