@@ -274,7 +274,7 @@ class FanUsage(Base):
         ),
     )
 
-    tenant_id: Mapped[uuid.UUID] = tenant_id_column()
+    tenant_id: Mapped[uuid.UUID] = tenant_id_column(tenant_key=False)  # implied by the celebrity's
     celebrity_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     fan_key: Mapped[str] = mapped_column(String(80), primary_key=True)
     day: Mapped[date] = mapped_column(primary_key=True)

@@ -87,7 +87,7 @@ class Message(Base):
         {"postgresql_partition_by": "RANGE (created_at)"},
     )
 
-    tenant_id: Mapped[uuid.UUID] = tenant_id_column()
+    tenant_id: Mapped[uuid.UUID] = tenant_id_column(tenant_key=False)  # implied by the conversation's
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), primary_key=True, server_default=func.now()

@@ -41,7 +41,7 @@ class TurnState:
     session_id: str | None
     context: dict[str, Any]
     blocked: bool
-    history: list[list[str]]
+    history: list[tuple[str, str]]  # (role, content), oldest first
     memories: list[list[str]]
     lexical: list[Passage]
     semantic: list[Passage]
@@ -131,7 +131,8 @@ async def read_turn(
         session_id=row["session_id"],
         context=dict(row["context"] or {}),
         blocked=row["blocked"],
-        history=row["history"],
+        # Newest first from the read (the conversation index's order): oldest first here.
+        history=list(zip(reversed(row["history_roles"]), reversed(row["history"]), strict=True)),
         memories=row["memories"],
         lexical=_passages(row["lexical"]),
         semantic=_passages(row["semantic"]),

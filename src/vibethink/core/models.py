@@ -50,8 +50,16 @@ def new_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
-def tenant_id_column() -> Mapped[uuid.UUID]:
-    # Leads every primary key: Citus-ready distribution column and the RLS filter's index.
+def tenant_id_column(*, tenant_key: bool = True) -> Mapped[uuid.UUID]:
+    """Leads every primary key: Citus-ready distribution column and the RLS filter's index.
+
+    `tenant_key=False` for a hot table whose composite key to a tenant table already implies its
+    tenant (the parent row cannot exist without it, and deleting the tenant cascades through the
+    parent): a second check of the one shared `tenants` row on every insert makes concurrent
+    writers of a tenant share a lock on it (MultiXacts), for nothing the other key does not ensure.
+    """
+    if not tenant_key:
+        return mapped_column(UUID(as_uuid=True), primary_key=True)
     return mapped_column(UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
 
 
