@@ -285,13 +285,19 @@ def tenant_filter(
     return (column == tenant_id,)
 
 
+def record_context(session: AsyncSession, context: RlsContext) -> None:
+    """Notes the context a statement of the session has set itself (read by `tenant_filter`);
+    `apply_context` notes its own."""
+    session.info[CONTEXT_KEY] = context
+
+
 async def apply_context(conn: AsyncSession | AsyncConnection, context: RlsContext) -> None:
     """Sets the transaction-local RLS settings; never `SET` at session level (pools would leak it).
 
     On the platform's engine, before the transaction's first statement, the settings ride with BEGIN.
     """
     if isinstance(conn, AsyncSession):
-        conn.info[CONTEXT_KEY] = context  # read by `tenant_filter`
+        record_context(conn, context)
     connection = await conn.connection() if isinstance(conn, AsyncSession) else conn
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
