@@ -80,6 +80,21 @@ class TestAFakeModelServer:
         sent = fake_model.requests[-1].body
         assert "¿Qué pasó en el partido?" in str(sent["messages"])
 
+    async def test_the_next_turn_sends_the_model_the_conversation_so_far(
+        self,
+        db: Database,
+        client_for: Callable[..., httpx.AsyncClient],
+        fake_model: FakeModelServer,
+        provider: str,
+    ) -> None:
+        fan = await _fan(db, client_for, fake_model, provider)
+        conversation_id = await fan.start()
+        await fan.stream(conversation_id, "¿Quién ganó la final?")
+        await fan.stream(conversation_id, "¿Y quién marcó?")
+        sent = str(fake_model.requests[-1].body["messages"])
+        # Oldest first: the first question, the twin's answer, then the new question.
+        assert sent.index("¿Quién ganó la final?") < sent.index(DEFAULT_REPLY) < sent.index("¿Y quién marcó?")
+
     async def test_a_slow_model_times_out_into_an_apology_and_a_failed_message(
         self,
         db: Database,

@@ -135,6 +135,14 @@ def _embedder(settings: Settings) -> Embedder | None:
     return _embedders[key]
 
 
+def _stored_history(settings: Settings, twin: DeployedTwin, given: tuple[HistoryTurn, ...] | None) -> int:
+    """How many stored messages the turn reads: none when the caller brings its own history or the
+    twin's model does not read one (`grounded` answers from the passages alone)."""
+    if given is not None or not getattr(provider_for(settings, twin.twin_config), "reads_history", True):
+        return 0
+    return 2 * settings.chat_history_turns
+
+
 def _history(rows: Sequence[Sequence[str]]) -> tuple[HistoryTurn, ...]:
     return tuple(HistoryTurn("fan" if role == "FAN" else "twin", content) for role, content in rows)
 
@@ -231,7 +239,7 @@ async def prepare(
             user_id=fan.user_id,
             conversation_id=conversation_id,
             fan_key=fan.fan_key,
-            history=2 * settings.chat_history_turns,
+            history=_stored_history(settings, twin, history),
             retrieval=retrieval,
             day=received_at.date(),
         )

@@ -137,6 +137,8 @@ class GroundedProvider:
     # The reply is composed in process, whole, before its first delta: nothing to wait for between
     # deltas, so the chat sends all of a turn's events in one write (`chat/routes.py`).
     composes_at_once = True
+    # It answers the message from the passages alone: the turn need not read the conversation's history.
+    reads_history = False
 
     async def stream(self, request: GenerationRequest, generation: Generation) -> AsyncIterator[str]:
         reply, citations, read_words, truncated = self.compose(request)
