@@ -2,9 +2,7 @@
 
 Every transaction reads what the celebrities API reads (`talent.service.get` and `.page`): one row by
 (tenant_id, id), or a page of 50 (+1 to know if there is more) newest first over (created_at, id).
-The owner runs it bare (BEGIN, query, COMMIT), naming the tenant. The app role runs it with the RLS
-context, the query left to the policy for its tenant as the platform sends it
-(`core.database.tenant_filter`):
+The owner runs it bare (BEGIN, query, COMMIT). The app role runs it with the RLS context:
 - *SET LOCAL with BEGIN* (simple protocol): what `core.database.TenantConnection` sends, the
   context as `SET LOCAL` statements in the same message as BEGIN (`BEGIN; SET LOCAL app.tenant_id =
   '…'; SET LOCAL app.role = 'API_KEY'`), then the query and COMMIT — compared with the owner's
@@ -90,10 +88,6 @@ class Variant:
     mode: str = "prepared"  # pgbench -M
 
     def script(self, query: str, dataset: Dataset) -> str:
-        if not self.as_owner:
-            # Under the tenant's own context the app's queries leave the tenant to the policy
-            # (`core.database.tenant_filter`); the owner, with no policy, names it.
-            query = query.replace(f"tenant_id = {TENANT} AND ", "")
         head = (
             f"\\set n random(1, {dataset.rows})\n\\set t (:n - 1) / {dataset.rows_per_tenant} + 1\n"
             f"\\set tt :t + {ID_OFFSET}\n\\set cc :n + {ID_OFFSET}\n"
@@ -397,8 +391,8 @@ $loop$
 _INLINE = "tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid"
 # (label, statements run first in the rolled-back transaction); the owner is a superuser. The last two
 # are the tenant policy written without its subquery, measured beside the one the migrations install.
-# Every query names its tenant except the one labelled "policy alone" (what the app sends under the
-# tenant's own context: `core.database.tenant_filter`).
+# Every query names its tenant, as the app's do, except the one labelled "policy alone" (measured,
+# not taken: docs/decisions/007).
 POLICY_ALONE = "app role, the tenant policy alone (query not naming the tenant)"
 POLICY_SHAPES = (
     ("owner (superuser: no policy)", ()),

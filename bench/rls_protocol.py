@@ -7,10 +7,10 @@ simple-query message, then the query as a prepared statement), so this part send
   app's `SET LOCAL` statements sent with BEGIN (no policy applies to the owner: what the context
   costs by itself);
 - *app + RLS, as the platform sends it*: `BEGIN; SET LOCAL app.tenant_id = '…'; SET LOCAL app.role =
-  'API_KEY'` (made by `core.database.context_statement`), the prepared query kept to the tenant by
-  the policy alone (`core.database.tenant_filter` under the tenant's own context), `COMMIT`;
-- *app + RLS, tenant named too*: the same with the query also naming its tenant (what the
-  celebrities service sent before).
+  'API_KEY'` (made by `core.database.context_statement`), the prepared query naming its tenant as
+  the owner's does, `COMMIT`;
+- *app + RLS, tenant left to the policy*: the same with the query not naming its tenant (the policy
+  is then the index condition): measured, not what the platform sends (docs/decisions/007).
 
 Each client holds one connection per shape and runs one transaction on each in turn (the same
 celebrity, the order rotating), so the machine's drift in speed falls on every shape alike. The
@@ -55,8 +55,8 @@ OWNER = Shape("owner, no RLS", as_owner=True, names_tenant=True, sends_context=F
 SHAPES = (
     OWNER,
     Shape("owner, no RLS, the same SET LOCALs", as_owner=True, names_tenant=True),
-    Shape("app + RLS, as the platform sends it", as_owner=False, names_tenant=False),
-    Shape("app + RLS, tenant named too", as_owner=False, names_tenant=True),
+    Shape("app + RLS, as the platform sends it", as_owner=False, names_tenant=True),
+    Shape("app + RLS, tenant left to the policy", as_owner=False, names_tenant=False),
 )
 WORKLOADS = ("by id", "list page of 50")
 

@@ -19,7 +19,7 @@ from typing import Any, cast
 
 import asyncpg
 import orjson
-from sqlalchemy import SQLColumnExpression, event, text
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -29,7 +29,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlalchemy.sql.elements import ColumnElement
 
 from vibethink.core.settings import Settings
 
@@ -265,39 +264,11 @@ def _install_context_hooks(engine: AsyncEngine) -> None:
             _forget_context(record.driver_connection)
 
 
-CONTEXT_KEY = "vibethink.rls_context"
-
-
-def tenant_filter(
-    session: AsyncSession, column: SQLColumnExpression[uuid.UUID], tenant_id: uuid.UUID
-) -> tuple[ColumnElement[bool], ...]:
-    """The WHERE terms that keep a query to `tenant_id`: none when the session's RLS context already
-    does exactly that, else `column = tenant_id`.
-
-    Under the app role's context for `tenant_id` the tenant policy is itself the index condition on
-    the `tenant_id`-led indexes; naming the tenant again makes PostgreSQL prove the two equal at run
-    time with an extra gating node, which costs more than the policy (`bench/RESULTS.md`, RLS). In any
-    other context (admin, another tenant, none recorded) the query names its tenant.
-    """
-    context = session.info.get(CONTEXT_KEY)
-    if isinstance(context, RlsContext) and not context.is_admin and context.tenant_id == tenant_id:
-        return ()
-    return (column == tenant_id,)
-
-
-def record_context(session: AsyncSession, context: RlsContext) -> None:
-    """Notes the context a statement of the session has set itself (read by `tenant_filter`);
-    `apply_context` notes its own."""
-    session.info[CONTEXT_KEY] = context
-
-
 async def apply_context(conn: AsyncSession | AsyncConnection, context: RlsContext) -> None:
     """Sets the transaction-local RLS settings; never `SET` at session level (pools would leak it).
 
     On the platform's engine, before the transaction's first statement, the settings ride with BEGIN.
     """
-    if isinstance(conn, AsyncSession):
-        record_context(conn, context)
     connection = await conn.connection() if isinstance(conn, AsyncSession) else conn
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection

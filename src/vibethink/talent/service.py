@@ -1,9 +1,8 @@
 """Talent rules: celebrities, their twin configuration and their contract.
 
 Every function takes the request's session and the acting principal, writes its platform event in
-the same transaction, and never commits. RLS filters by tenant (its policy is the index condition on
-the `tenant_id`-led indexes); queries name the tenant only where the context does not
-(`core.database.tenant_filter`).
+the same transaction, and never commits. RLS filters by tenant; queries still name the tenant so
+PostgreSQL uses the `tenant_id`-led indexes.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibethink.chat import twins
 from vibethink.core import outbox
-from vibethink.core.database import tenant_filter
 from vibethink.core.errors import AlreadyExists, Conflict, InvalidTransition, NotFound
 from vibethink.core.models import new_id
 from vibethink.core.pagination import newest_first
@@ -141,9 +139,7 @@ async def get(
     session: AsyncSession, principal: Principal, celebrity_id: uuid.UUID, *, for_update: bool = False
 ) -> Celebrity:
     """The tenant's celebrity; another tenant's is indistinguishable from a missing one (404)."""
-    query = select(Celebrity).where(
-        *tenant_filter(session, Celebrity.tenant_id, principal.tenant_id), Celebrity.id == celebrity_id
-    )
+    query = select(Celebrity).where(Celebrity.tenant_id == principal.tenant_id, Celebrity.id == celebrity_id)
     if for_update:
         query = query.with_for_update()
     celebrity = await session.scalar(query)
@@ -168,7 +164,7 @@ async def page(
     cursor: str | None = None,
 ) -> CelebrityPage:
     """Newest first over (created_at, id); archived celebrities only when `status=ARCHIVED` is asked."""
-    query = select(Celebrity).where(*tenant_filter(session, Celebrity.tenant_id, principal.tenant_id))
+    query = select(Celebrity).where(Celebrity.tenant_id == principal.tenant_id)
     if status is None:
         # `IN`, not `<>`: under RLS a non-leakproof operator loses its statistics and the planner
         # abandons the ordered tenant index for a sort of every row (bench/RESULTS.md).
@@ -308,10 +304,7 @@ async def current_contract(
 ) -> Contract | None:
     return await session.scalar(
         select(Contract)
-        .where(
-            *tenant_filter(session, Contract.tenant_id, principal.tenant_id),
-            Contract.celebrity_id == celebrity.id,
-        )
+        .where(Contract.tenant_id == principal.tenant_id, Contract.celebrity_id == celebrity.id)
         .order_by(Contract.starts_on.desc(), Contract.created_at.desc())
         .limit(1)
     )

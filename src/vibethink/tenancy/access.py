@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibethink.core import audit
-from vibethink.core.database import Database, RlsContext, apply_context, record_context
+from vibethink.core.database import Database, RlsContext, apply_context
 from vibethink.core.errors import (
     InvalidApiKey,
     MissingScope,
@@ -125,7 +125,6 @@ async def _from_api_key(session: AsyncSession, presented: str) -> Principal:
     now = datetime.now(UTC)
     if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
         raise InvalidApiKey()
-    record_context(session, RlsContext(tenant_id=row.tenant_id, role="API_KEY"))
     monotonic = time.monotonic()
     if monotonic - _last_touch.get(row.id, 0.0) > API_KEY_TOUCH_SECONDS:
         _last_touch[row.id] = monotonic
