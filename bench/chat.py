@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from fastapi.responses import JSONResponse
 
 from bench import wrk
 from bench.api_overhead import _free_port, _stop
-from bench.report import percentile, process_cpu_seconds, table
+from bench.report import median, percentile, process_cpu_seconds, table
 from bench.target import BenchTarget, bench_target
 
 CONCURRENCIES = (8, 50, 200)
@@ -471,9 +470,9 @@ def report(runs: list[Run]) -> str:
             ratios = sorted(r.rate / c.rate for r, c in pairs)
             p50s = sorted(r.p(0.5) for r, _ in pairs)
             summary.append(
-                f"- {concurrency} fans: grounded turn / ceiling {statistics.median(ratios):.2f}× (median of"
+                f"- {concurrency} fans: grounded turn / ceiling {median(ratios):.2f}× (median of"
                 f" {len(ratios)} rounds: {', '.join(f'{x:.2f}' for x in ratios)}), grounded p50"
-                f" {statistics.median(p50s):.1f} ms (rounds: {', '.join(f'{x:.1f}' for x in p50s)})"
+                f" {median(p50s):.1f} ms (rounds: {', '.join(f'{x:.1f}' for x in p50s)})"
             )
     return (
         table(

@@ -99,6 +99,21 @@ def _stat_fields(pid: int | str) -> list[str]:
         return stat.read().rsplit(")", 1)[1].split()
 
 
+def parent_pid(pid: int) -> int | None:
+    """A live process's parent, from /proc (None once it has gone)."""
+    try:
+        return int(_stat_fields(pid)[1])
+    except OSError:
+        return None
+
+
+def backend_cpu_us(pid: int) -> float:
+    """CPU time a process has run, in µs, from the scheduler's own nanosecond count (the clock ticks of
+    `process_cpu_seconds` are too coarse for a few seconds of one backend)."""
+    with open(f"/proc/{pid}/schedstat") as stat:
+        return int(stat.read().split()[0]) / 1000
+
+
 def process_cpu_seconds(pid: int | str) -> float:
     """User + system CPU time of a process, from /proc."""
     fields = _stat_fields(pid)

@@ -23,13 +23,13 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import asyncpg
 
 from bench.datagen import Dataset, celebrity_id, tenant_id
-from bench.report import overhead, percentile, table
-from bench.rls_overhead import COLUMNS
+from bench.report import backend_cpu_us, overhead, percentile, table
+from bench.rls_overhead import COLUMNS, Measured
 from bench.target import BenchTarget
 from vibethink.core.database import RlsContext, context_statement
 
@@ -59,27 +59,6 @@ SHAPES = (
     Shape("app + RLS, tenant left to the policy", as_owner=False, names_tenant=False),
 )
 WORKLOADS = ("by id", "list page of 50")
-
-
-@dataclass
-class Measured:
-    transactions: int = 0
-    backend_cpu_us: float = 0.0
-    latencies_ms: list[float] = field(default_factory=list)
-
-    @property
-    def cpu_us(self) -> float:
-        return self.backend_cpu_us / self.transactions if self.transactions else float("nan")
-
-    @property
-    def mean_ms(self) -> float:
-        return sum(self.latencies_ms) / len(self.latencies_ms) if self.latencies_ms else float("nan")
-
-
-def backend_cpu_us(pid: int) -> float:
-    """CPU time a process has run, in µs, from the scheduler's own nanosecond count."""
-    with open(f"/proc/{pid}/schedstat") as stat:
-        return int(stat.read().split()[0]) / 1000
 
 
 @dataclass
@@ -158,7 +137,7 @@ async def _run(target: BenchTarget, dataset: Dataset, *, clients: int, seconds: 
             )
             for sessions in per_client:
                 for s in sessions:
-                    results[s.shape.name].backend_cpu_us += backend_cpu_us(s.pid) - before[id(s)]
+                    results[s.shape.name].server_cpu_s += (backend_cpu_us(s.pid) - before[id(s)]) / 1e6
         finally:
             for sessions in per_client:
                 for s in sessions:
@@ -166,20 +145,23 @@ async def _run(target: BenchTarget, dataset: Dataset, *, clients: int, seconds: 
         owner = results[OWNER.name]
         for shape in SHAPES:
             m = results[shape.name]
-            m.transactions = len(m.latencies_ms)
             ordered = sorted(m.latencies_ms)
             rows.append(
                 [
                     workload,
                     shape.name,
-                    f"{m.transactions:,}",
+                    f"{len(m.latencies_ms):,}",
                     f"{m.mean_ms:.3f}",
                     f"{percentile(ordered, 0.5):.3f}",
                     f"{percentile(ordered, 0.99):.3f}",
                     "—" if shape is OWNER else overhead(m.mean_ms, owner.mean_ms),
-                    f"{m.cpu_us:.1f}",
-                    "—" if shape is OWNER else f"{m.cpu_us - owner.cpu_us:+.1f} µs",
-                    "—" if shape is OWNER else overhead(m.cpu_us, owner.cpu_us),
+                    f"{m.cpu_us_per_transaction:.1f}",
+                    "—"
+                    if shape is OWNER
+                    else f"{m.cpu_us_per_transaction - owner.cpu_us_per_transaction:+.1f} µs",
+                    "—"
+                    if shape is OWNER
+                    else overhead(m.cpu_us_per_transaction, owner.cpu_us_per_transaction),
                 ]
             )
         print(f"  {clients} client(s) {workload}: {len(owner.latencies_ms):,} transactions per shape")

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import URL
 
+from bench.report import parent_pid
 from vibethink.core import migrations
 from vibethink.core.database import (
     app_url_for,
@@ -99,20 +100,12 @@ def pg_binary(name: str) -> str:
     return name
 
 
-def _parent_pid(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return int(stat.read().rsplit(")", 1)[1].split()[1])
-    except OSError:
-        return None
-
-
 async def _postmaster_of_backend(target: BenchTarget) -> int | None:
     conn = await target.connect_owner()
     try:
         backend = int(await conn.fetchval("SELECT pg_backend_pid()"))
         # Read while the backend lives: its parent is the postmaster.
-        return await asyncio.to_thread(_parent_pid, backend)
+        return await asyncio.to_thread(parent_pid, backend)
     finally:
         await conn.close()
 

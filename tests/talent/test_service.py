@@ -7,30 +7,17 @@ from datetime import date
 
 import pytest
 from sqlalchemy import select, text
-from starlette.requests import Request
 
-from tests.factories import ADMIN, COMPLETE_TWIN_CONFIG, MadeTenant, make_api_key, make_celebrity, make_tenant
+from tests.factories import ADMIN, COMPLETE_TWIN_CONFIG, MadeTenant, make_celebrity, make_tenant
 from tests.talent.conftest import events_of
 from vibethink.core.database import Database, RlsContext
 from vibethink.core.errors import AlreadyExists, InvalidTransition, NotFound, SchemaViolation
 from vibethink.talent import service
 from vibethink.talent.models import Celebrity, CelebrityType, Contract, EntityStatus
 from vibethink.talent.schemas import CelebrityCreate, CelebrityUpdate, ContractUpdate
-from vibethink.tenancy import access
 from vibethink.tenancy.access import Principal
 from vibethink.tenancy.models import Role, TenantKind
 from vibethink.tenancy.permissions import ALL_SCOPES
-
-
-def _request_with_key(key: str) -> Request:
-    return Request(
-        {
-            "type": "http",
-            "method": "GET",
-            "path": "/",
-            "headers": [(b"authorization", f"Bearer {key}".encode())],
-        }
-    )
 
 
 def owner_of(tenant: MadeTenant) -> Principal:
@@ -276,16 +263,5 @@ class TestTenantScope:
             # The admin context's policy lets every row through: only the named tenant keeps B's
             # celebrity out. Under B's own context, or none, the policy and the name leave nothing.
             assert listed == ([mine] if context == "admin" else [])
-            with pytest.raises(NotFound):
-                await service.get(session, principal, theirs)
-
-    async def test_through_an_api_key(
-        self, db: Database, two: tuple[MadeTenant, MadeTenant, uuid.UUID, uuid.UUID]
-    ) -> None:
-        first, _, mine, theirs = two
-        key = await make_api_key(db, first)
-        async with db.sessions() as session, session.begin():
-            principal = await access.current_principal(_request_with_key(key), session)
-            assert (await service.get(session, principal, mine)).id == mine
             with pytest.raises(NotFound):
                 await service.get(session, principal, theirs)

@@ -74,6 +74,7 @@ class PreparedTurn:
     conversation_id: uuid.UUID
     fan: Fan
     twin: DeployedTwin
+    provider: ModelProvider  # the twin's model, chosen once for the turn
     profile: PersonalityProfile
     context: ConversationContext
     content: str
@@ -135,10 +136,12 @@ def _embedder(settings: Settings) -> Embedder | None:
     return _embedders[key]
 
 
-def _stored_history(settings: Settings, twin: DeployedTwin, given: tuple[HistoryTurn, ...] | None) -> int:
+def _stored_history(
+    settings: Settings, provider: ModelProvider, given: tuple[HistoryTurn, ...] | None
+) -> int:
     """How many stored messages the turn reads: none when the caller brings its own history or the
-    twin's model does not read one (`grounded` answers from the passages alone)."""
-    if given is not None or not getattr(provider_for(settings, twin.twin_config), "reads_history", True):
+    model does not read one (`grounded` answers from the passages alone)."""
+    if given is not None or not getattr(provider, "reads_history", True):
         return 0
     return 2 * settings.chat_history_turns
 
@@ -233,13 +236,14 @@ async def prepare(
         decisions = guardrails.check_input(content, profile, outline)
         blocked_by = guardrails.first_block(decisions)
         retrieval, hybrid = (None, False) if blocked_by else await _retrieval(db, settings, content, profile)
+        provider = provider_for(settings, twin.twin_config)
         state = await store.read_turn(
             await db.driver_pool(),
             tenant_id=tenant_id,
             user_id=fan.user_id,
             conversation_id=conversation_id,
             fan_key=fan.fan_key,
-            history=_stored_history(settings, twin, history),
+            history=_stored_history(settings, provider, history),
             retrieval=retrieval,
             day=received_at.date(),
         )
@@ -274,6 +278,7 @@ async def prepare(
         conversation_id=conversation_id,
         fan=fan,
         twin=twin,
+        provider=provider,
         profile=profile,
         context=context,
         content=content,
@@ -309,12 +314,10 @@ class _Streamed:
 class Turn:
     """A prepared turn's stream and its write: iterate `deltas()`, then `await finish(db)`."""
 
-    def __init__(
-        self, settings: Settings, prepared: PreparedTurn, *, provider: ModelProvider | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, prepared: PreparedTurn) -> None:
         self.settings = settings
         self.prepared = prepared
-        self.provider = provider or provider_for(settings, prepared.twin.twin_config)
+        self.provider = prepared.provider
         self.result: TurnResult | None = None
         self._streamed = _Streamed()
         self._finished = False
