@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -121,6 +121,44 @@ class TestRead:
         )
         assert state.lexical
         assert "Qatar" in state.lexical[0].text
+
+    async def test_the_history_is_read_only_when_asked_for(
+        self, pool: object, chat_twin: ChatTwin, fan: FanClient
+    ) -> None:
+        conversation_id = await fan.start()
+        for turn in range(2):
+            # As a turn writes them: the twin's reply just after the fan's message.
+            messages = [
+                {
+                    **message,
+                    "id": str(uuid.uuid4()),
+                    "created_at": (datetime.now(UTC) + timedelta(milliseconds=n)).isoformat(),
+                    "content": f"{message['role']} {turn}",
+                }
+                for n, message in enumerate(_write(chat_twin, fan, conversation_id).messages)
+            ]
+            await store.write_turn(pool, _write(chat_twin, fan, conversation_id, messages=messages))  # type: ignore[arg-type]
+
+        async def read(history: int) -> store.TurnState | None:
+            return await store.read_turn(
+                pool,  # type: ignore[arg-type]
+                tenant_id=chat_twin.tenant.id,
+                user_id=None,
+                conversation_id=conversation_id,
+                fan_key=fan.fan_key,
+                history=history,
+                retrieval=None,
+                day=TODAY,
+            )
+
+        none, some = await read(0), await read(3)
+        assert none is not None
+        assert some is not None
+        assert none.history == []
+        # The last three complete messages, oldest first; everything else read the same either way.
+        assert [content for _, content in some.history] == ["TWIN 0", "FAN 1", "TWIN 1"]
+        assert (none.message_count, none.used_today, none.memories) == (4, 2, some.memories)
+        assert (none.blocked, none.allowance) == (some.blocked, some.allowance)
 
     @pytest.mark.parametrize("who", ["another fan key", "another tenant"])
     async def test_nothing_comes_back_for_anyone_else(
