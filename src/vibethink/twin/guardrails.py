@@ -843,6 +843,35 @@ _MAX_HELD = 160  # a sentence longer than this is released in pieces, word by wo
 _MIN_TAIL = 24
 
 
+def _sentence_verdict(
+    sentence: str, banned_topics: tuple[str, ...], rating: str
+) -> tuple[str, str, str] | None:
+    """(rule, reason, what matched) when a piece of a reply touches a banned topic or goes past the
+    rating, else None: a function of the text and the rules alone."""
+    normalised = normalise(sentence)
+    if not normalised:
+        return None
+    words = _words(normalised)
+    topic = _topic_matcher(banned_topics).find(normalised, words)
+    if topic:
+        return Rule.BANNED_TOPIC_IN_OUTPUT, f"banned topic '{topic[0]}' (matched '{topic[1]}')", topic[1]
+    worst = _worst_above(_rating_hits(normalised, words), rating_level(rating))
+    if worst:
+        category, level, term = worst
+        return (
+            Rule.RATING_IN_OUTPUT,
+            f"{category} above {rating} (rated {_RATING_NAMES[level]}): '{term}'",
+            term,
+        )
+    return None
+
+
+# A twin says the same sentences again: a grounded reply is built from the twin's passages, the same
+# for every fan who asks about them. Verdicts on pieces up to a paragraph long are kept (bounded).
+_REMEMBERED_PIECE = 600
+_remembered_verdict = functools.lru_cache(maxsize=8192)(_sentence_verdict)
+
+
 class OutputGuard:
     """Filters the model's stream for one turn: `feed` each delta, emit what it returns, then `finish`.
 
@@ -858,8 +887,7 @@ class OutputGuard:
         self._brand_phrase = phrases.NEUTRAL_BRAND.get(profile.language, phrases.NEUTRAL_BRAND["en"])
         self._limit = max(1, profile.max_response_length)
         self._rating = profile.content_rating
-        self._allowed = rating_level(profile.content_rating)
-        self._topics = _topic_matcher(profile.banned_topics)
+        self._banned = profile.banned_topics
         self._competitors = _competitor_matcher(context_competitors(context))
         self._tail = max(_MIN_TAIL, self._competitors.reach) if self._competitors.pattern is not None else 0
         self._pending = ""
@@ -1036,22 +1064,9 @@ class OutputGuard:
         return "".join(out)
 
     def _sentence_problem(self, sentence: str) -> tuple[str, str, str] | None:
-        normalised = normalise(sentence)
-        if not normalised:
-            return None
-        words = _words(normalised)
-        topic = self._topics.find(normalised, words)
-        if topic:
-            return Rule.BANNED_TOPIC_IN_OUTPUT, f"banned topic '{topic[0]}' (matched '{topic[1]}')", topic[1]
-        worst = _worst_above(_rating_hits(normalised, words), self._allowed)
-        if worst:
-            category, level, term = worst
-            return (
-                Rule.RATING_IN_OUTPUT,
-                f"{category} above {self._rating} (rated {_RATING_NAMES[level]}): '{term}'",
-                term,
-            )
-        return None
+        if len(sentence) > _REMEMBERED_PIECE:
+            return _sentence_verdict(sentence, self._banned, self._rating)
+        return _remembered_verdict(sentence, self._banned, self._rating)
 
     def _within_limit(self, piece: str) -> str:
         if self.stopped and not piece:

@@ -115,3 +115,32 @@ class TestRatingOfTheAnswer:
         out, _ = stream(guard, self.TEXT, random_sizes(11))
         assert out == expected
         assert all(d.rule == Rule.RATING_IN_OUTPUT for d in guard.decisions)
+
+
+class TestVerdictsKeptForRepeatedSentences:
+    TEXT = "Great game. Betting odds were wild. See you next week!"
+
+    def test_every_guard_records_its_own_decision_for_a_sentence_judged_before(self) -> None:
+        outs, decisions = [], []
+        for _ in range(3):
+            guard = OutputGuard(twin(language="en", banned=("betting",)), portal())
+            out, _ = stream(guard, self.TEXT, random_sizes(5))
+            outs.append(out)
+            decisions.append([(d.rule, d.action, d.reason) for d in guard.decisions])
+        assert outs == ["Great game. I'd rather not get into that. See you next week!"] * 3
+        assert decisions[0] == decisions[1] == decisions[2]
+        assert decisions[0][0][:2] == (Rule.BANNED_TOPIC_IN_OUTPUT, Action.REWRITE)
+
+    def test_a_twin_with_other_rules_judges_the_same_sentence_by_its_own(self) -> None:
+        allowed = OutputGuard(twin(language="en"), portal())
+        assert stream(allowed, self.TEXT, [len(self.TEXT)])[0] == self.TEXT
+        assert not allowed.decisions
+        banned = OutputGuard(twin(language="en", banned=("betting",)), portal())
+        assert "Betting" not in stream(banned, self.TEXT, [len(self.TEXT)])[0]
+
+    def test_a_piece_too_long_to_keep_is_still_judged(self) -> None:
+        text = "We talked for hours, " * 40 + "and then about betting. Bye."
+        guard = OutputGuard(twin(language="en", banned=("betting",), max_length=5000), portal())
+        out, _ = stream(guard, text, [len(text)])
+        assert "betting" not in out
+        assert guard.decisions[0].rule is Rule.BANNED_TOPIC_IN_OUTPUT
