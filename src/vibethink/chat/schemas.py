@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -14,10 +15,13 @@ from vibethink.deployments.models import DeploymentType
 MAX_CONTENT = 4000
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _storable(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
-    if any("\ud800" <= c <= "\udfff" for c in value):
+    if not value.isascii() and _SURROGATE.search(value) is not None:
         raise ValueError("must not contain lone surrogates")
     return value
 
