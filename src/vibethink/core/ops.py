@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -68,6 +69,9 @@ class RequestMetrics:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The labelled series, looked up once each: `labels()` validates and locks on every call.
+        self._counts: dict[tuple[str, str, int], Any] = {}
+        self._latencies: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -88,8 +92,16 @@ class RequestMetrics:
             # The router records the matched route in the scope; unmatched paths share one label.
             route = str(getattr(scope.get("route"), "path", "unmatched"))
             method = scope["method"]
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+            count = self._counts.get((method, route, status))
+            if count is None:
+                count = self._counts[method, route, status] = self.metrics.requests.labels(
+                    method, route, str(status)
+                )
+            latency = self._latencies.get((method, route))
+            if latency is None:
+                latency = self._latencies[method, route] = self.metrics.latency.labels(method, route)
+            count.inc()
+            latency.observe(time.perf_counter() - started)
 
 
 def install(app: FastAPI) -> None:
