@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy.engine import URL
 
 from vibethink.core.database import Database
+from vibethink.core.settings import Settings
 
 VALUES: list[Any] = [
     {"content": "¿Quién ganó? Pelé 🏆", "n": 3, "score": 0.125, "ok": True, "none": None},
@@ -52,3 +55,21 @@ async def test_a_value_json_cannot_hold_is_refused(db: Database) -> None:
     async with pool.acquire() as conn:
         with pytest.raises(asyncpg.DataError, match="not JSON serializable"):
             await conn.fetchval("SELECT $1::jsonb", {"x": object()})
+
+
+@pytest.mark.parametrize(("configured", "expected"), [(0, 2 * (os.cpu_count() or 1)), (3, 3)])
+async def test_the_chat_pool_is_sized_to_the_cores_unless_configured(
+    test_settings: Settings, test_owner_url: URL, configured: int, expected: int
+) -> None:
+    database = Database(test_settings.model_copy(update={"chat_pool_size": configured}), owner=test_owner_url)
+    try:
+        chat, driver = await database.chat_pool(), await database.driver_pool()
+        assert chat is not driver
+        assert chat.get_max_size() == expected
+        async with chat.acquire() as conn:
+            # Decoded like the driver pool's, and as the app role: no row of any tenant without a context.
+            assert await conn.fetchval("SELECT $1::jsonb", {"n": 1}) == {"n": 1}
+            assert await conn.fetchval("SELECT current_user") == test_settings.app_db_role
+            assert await conn.fetchval("SELECT count(*) FROM conversations") == 0
+    finally:
+        await database.dispose()

@@ -162,7 +162,7 @@ async def _locate(db: Database, fan: Fan, conversation_id: uuid.UUID) -> tuple[u
     """(tenant, deployment) the turn starts from: the fan token's, or a signed-in fan's conversation's."""
     if fan.tenant_id is not None and fan.deployment_id is not None:
         return fan.tenant_id, fan.deployment_id
-    found = await store.fan_conversation(await db.driver_pool(), conversation_id, fan.fan_key)
+    found = await store.fan_conversation(await db.chat_pool(), conversation_id, fan.fan_key)
     if found is None or (fan.tenant_id is not None and found[0] != fan.tenant_id):
         raise NotFound("No such conversation.")
     return found
@@ -238,7 +238,7 @@ async def prepare(
         retrieval, hybrid = (None, False) if blocked_by else await _retrieval(db, settings, content, profile)
         provider = provider_for(settings, twin.twin_config)
         state = await store.read_turn(
-            await db.driver_pool(),
+            await db.chat_pool(),
             tenant_id=tenant_id,
             user_id=fan.user_id,
             conversation_id=conversation_id,
@@ -464,7 +464,7 @@ class Turn:
             async with db.transaction(chat_service.fan_rls(prepared.fan, prepared.tenant_id)) as session:
                 await chat_service.validate_context(session, changed)
         written = await store.write_turn(
-            await db.driver_pool(),
+            await db.chat_pool(),
             store.TurnWrite(
                 tenant_id=prepared.tenant_id,
                 user_id=prepared.fan.user_id,

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     pool_size: int = 10
     pool_max_overflow: int = 10
+    # Connections for the chat turn's two calls; 0: twice the CPU cores. They are CPU-bound in
+    # PostgreSQL: more of them at once than the cores can run only adds contention.
+    chat_pool_size: int = Field(default=0, ge=0)
 
     secret_key: str = DEVELOPMENT_SECRET
     session_max_age_seconds: int = 60 * 60 * 12
