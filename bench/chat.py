@@ -148,9 +148,9 @@ def serve_ceiling(port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def database_cpu_seconds(database: str) -> float:
-    """CPU time of the PostgreSQL backends connected to `database` (by their process titles)."""
-    total = 0.0
+def database_cpu(database: str) -> dict[int, float]:
+    """CPU time of each PostgreSQL backend connected to `database` (by their process titles)."""
+    found: dict[int, float] = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -158,10 +158,16 @@ def database_cpu_seconds(database: str) -> float:
             with open(f"/proc/{pid}/cmdline", "rb") as cmd:
                 title = cmd.read().replace(b"\0", b" ").decode(errors="replace")
             if title.startswith("postgres: ") and f" {database} " in title:
-                total += process_cpu_seconds(pid)
+                found[int(pid)] = process_cpu_seconds(pid)
         except OSError:
             continue
-    return total
+    return found
+
+
+def database_cpu_since(database: str, before: dict[int, float]) -> float:
+    """CPU the database's backends have used since `before`: a backend that has gone since (an
+    autovacuum worker, a closed connection) drops out rather than making the sum negative."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in database_cpu(database).items())
 
 
 @dataclass
@@ -356,11 +362,11 @@ def _measure(
     if wrk.available():
         return _measure_with_wrk(name, server, requests, seconds=seconds, streaming=streaming)
     asyncio.run(_drive(server.base_url, requests, seconds=min(2.0, seconds), streaming=streaming))  # warm-up
-    cpu_before, db_before = server.cpu_seconds(), database_cpu_seconds(CHAT_DATABASE)
+    cpu_before, db_before = server.cpu_seconds(), database_cpu(CHAT_DATABASE)
     turns, errors, elapsed, latencies = asyncio.run(
         _drive(server.base_url, requests, seconds=seconds, streaming=streaming)
     )
-    cpu, db_cpu = server.cpu_seconds() - cpu_before, database_cpu_seconds(CHAT_DATABASE) - db_before
+    cpu, db_cpu = server.cpu_seconds() - cpu_before, database_cpu_since(CHAT_DATABASE, db_before)
     return Run(name, len(requests), turns, errors, elapsed, latencies, cpu, db_cpu)
 
 
@@ -377,9 +383,9 @@ def _measure_with_wrk(
     ]
     marker = "event: done" if streaming else ""
     wrk.run(server.base_url, load, seconds=min(2.0, seconds), marker=marker)  # warm-up
-    cpu_before, db_before = server.cpu_seconds(), database_cpu_seconds(CHAT_DATABASE)
+    cpu_before, db_before = server.cpu_seconds(), database_cpu(CHAT_DATABASE)
     result = wrk.run(server.base_url, load, seconds=seconds, marker=marker)
-    cpu, db_cpu = server.cpu_seconds() - cpu_before, database_cpu_seconds(CHAT_DATABASE) - db_before
+    cpu, db_cpu = server.cpu_seconds() - cpu_before, database_cpu_since(CHAT_DATABASE, db_before)
     run = Run(name, len(requests), result.requests, result.errors, result.seconds, [], cpu, db_cpu)
     run.quantiles = (result.p50_ms, result.p99_ms)
     return run
