@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import asyncpg
 import pytest
 from sqlalchemy.engine import URL
 
-from vibethink.core.database import Database
+from vibethink.core.database import Database, usable_cores
 from vibethink.core.settings import Settings
 
 VALUES: list[Any] = [
@@ -57,7 +56,7 @@ async def test_a_value_json_cannot_hold_is_refused(db: Database) -> None:
             await conn.fetchval("SELECT $1::jsonb", {"x": object()})
 
 
-@pytest.mark.parametrize(("configured", "expected"), [(0, 2 * (os.cpu_count() or 1)), (3, 3)])
+@pytest.mark.parametrize(("configured", "expected"), [(0, 2 * usable_cores()), (3, 3)])
 async def test_the_chat_pool_is_sized_to_the_cores_unless_configured(
     test_settings: Settings, test_owner_url: URL, configured: int, expected: int
 ) -> None:

@@ -337,6 +337,13 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     is skipped. An open transaction is still rolled back by the pool before this runs."""
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity, not every core of the host)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 class Database:
     """Engines for one process: the app role's pool, and the owner's for maintenance."""
 
@@ -399,7 +406,7 @@ class Database:
         if self._chat_pool is None:
             async with self._driver_pool_lock:
                 if self._chat_pool is None:
-                    size = self.settings.chat_pool_size or 2 * (os.cpu_count() or 1)
+                    size = self.settings.chat_pool_size or 2 * usable_cores()
                     self._chat_pool = await self._plain_pool(size)
         return self._chat_pool
 
