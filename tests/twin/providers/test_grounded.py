@@ -114,6 +114,38 @@ class TestTheTwinsVoice:
         assert reply.startswith("Hi! I'm Andrés Cantor.")
 
 
+class TestHeadingsAndPairs:
+    """What the knowledge extractors write around the text: titles on lines of their own, Q&A pairs."""
+
+    async def test_a_title_is_never_said_but_its_words_find_the_text_under_it(self) -> None:
+        passage = make_passage(
+            "Andrés Cantor\nNarra partidos desde 1987.\nMundiales\nHa narrado muchas Copas del Mundo.\n"
+            "Cómo narra\nPrepara cada partido estudiando a los jugadores.",
+            n=1,
+        )
+        reply, _, _ = await answer(make_request("¿Qué Mundiales narraste?", passages=(passage,)))
+        assert "Ha narrado muchas Copas del Mundo. [1]" in reply
+        assert "Mundiales [1]" not in reply
+        assert "Cómo narra" not in reply
+
+    async def test_a_pairs_answer_is_said_without_its_question_or_markers(self) -> None:
+        pairs = make_passage(
+            "Q: ¿Cuál es tu equipo favorito?\nA: Boca Juniors, desde chico.\n"
+            "Q: ¿Dónde naciste?\nA: En Buenos Aires.",
+            n=1,
+        )
+        reply, _, _ = await answer(make_request("¿cuál es tu equipo favorito?", passages=(pairs,)))
+        assert "Boca Juniors, desde chico. [1]" in reply
+        assert "Q:" not in reply
+        assert "A:" not in reply
+        assert "Buenos Aires" not in reply
+
+    async def test_prose_wrapped_mid_sentence_is_not_taken_for_a_title(self) -> None:
+        wrapped = make_passage("Maradona marcó el gol del siglo\ncontra Inglaterra en el Mundial.", n=1)
+        reply, _, _ = await answer(make_request("gol del siglo de Maradona", passages=(wrapped,)))
+        assert "Maradona marcó el gol del siglo [1]" in reply
+
+
 class TestNeverInventing:
     async def test_without_passages_it_says_in_character_that_it_does_not_know(self) -> None:
         reply, _, generation = await answer(make_request("¿Cuántos goles hizo Pelé en 1958?"))

@@ -29,6 +29,11 @@ MAX_SENTENCES: Final = 3
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n+")
 _SPACES = re.compile(r"\s+")
+MAX_TITLE_CHARS: Final = 80
+_ENDS_A_SENTENCE: Final = ".!?…;:,\"'»”)]"
+_OPENS_A_SENTENCE: Final = "¡¿«\"“"
+# How the Q&A extractor writes a pair (`knowledge.ingest.extract_qa`).
+_QUESTION, _ANSWER = "Q: ", "A: "
 # The reply streams a sentence (with its citation mark) at a time.
 _DELTA_END = re.compile(r"(?<=[.!?…\]])\s+(?!\[)")
 
@@ -108,8 +113,37 @@ def terms(text: str, language: str) -> frozenset[str]:
 
 
 @lru_cache(maxsize=4096)
-def sentences(text: str) -> tuple[str, ...]:
-    return tuple(s for s in (_SPACES.sub(" ", part).strip() for part in _SENTENCE_END.split(text)) if s)
+def sentences(text: str) -> tuple[tuple[str, str], ...]:
+    """(sentence, the heading it sits under) for each sentence of a passage worth saying.
+
+    Headings are never said — a title on a line of its own ("Mundiales"), the question of a Q&A
+    pair ("Q: …") — but their words count for the sentences under them: "Boca Juniors." answers
+    "tu equipo favorito" under "Q: ¿Cuál es tu equipo favorito?". An answer's "A: " is not said.
+    """
+    lines = [line for line in (_SPACES.sub(" ", raw).strip() for raw in text.split("\n")) if line]
+    found: list[tuple[str, str]] = []
+    heading = ""
+    for n, line in enumerate(lines):
+        if line.startswith(_QUESTION):
+            heading = line.removeprefix(_QUESTION).strip()
+            continue
+        if n + 1 < len(lines) and _is_title(line, lines[n + 1]):
+            heading = line
+            continue
+        line = line.removeprefix(_ANSWER).strip()
+        found.extend((s, heading) for s in (part.strip() for part in _SENTENCE_END.split(line)) if s)
+    return tuple(found)
+
+
+def _is_title(line: str, following: str) -> bool:
+    """A short capitalised line that ends no sentence, before a line that starts one. (A line of
+    prose wrapped mid-sentence goes on in lower case and stays.)"""
+    return (
+        len(line) <= MAX_TITLE_CHARS
+        and line[-1] not in _ENDS_A_SENTENCE
+        and (line[0].isupper() or line[0].isdigit())
+        and (following[0].isupper() or following[0].isdigit() or following[0] in _OPENS_A_SENTENCE)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,12 +203,14 @@ class GroundedProvider:
         read_words = 0
         for rank, passage in enumerate(request.passages[:TOP_PASSAGES]):
             read_words += len(passage.text.split())
-            for position, sentence in enumerate(sentences(passage.text)):
+            for position, (sentence, heading) in enumerate(sentences(passage.text)):
                 folded = fold(sentence)
                 # In a sponsor's context a sentence naming a competitor is never repeated.
                 if any(name in folded for name in blocked):
                     continue
                 found = terms(sentence, language)
+                if heading:
+                    found |= terms(heading, language)
                 if not question or not found:
                     continue
                 overlap = len(question & found) / len(question)
