@@ -31,7 +31,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n+")
 _SPACES = re.compile(r"\s+")
 MAX_TITLE_CHARS: Final = 80
 _ENDS_A_SENTENCE: Final = ".!?…;:,\"'»”)]"
-_OPENS_A_SENTENCE: Final = "¡¿«\"“"
+_OPENS_A_SENTENCE: Final = '¡¿«"“'
 # How the Q&A extractor writes a pair (`knowledge.ingest.extract_qa`).
 _QUESTION, _ANSWER = "Q: ", "A: "
 # The reply streams a sentence (with its citation mark) at a time.
