@@ -57,7 +57,38 @@ def _start_embedded(settings: Settings) -> URL:
     server = pgserver.get_server(str(data_dir), cleanup_mode="stop")  # type: ignore[attr-defined]
     uri = make_url(server.get_uri())
     _EMBEDDED.append(server)
+    _size_embedded_buffers(uri.set(database="postgres"))
     return uri.set(database=settings.database_name)
+
+
+def embedded_shared_buffers_mb() -> int:
+    """Shared buffers for the embedded server: a quarter of the memory, between 128 MB
+    (PostgreSQL's default) and 1 GB — enough to keep a big twin's HNSW index in memory."""
+    try:
+        memory_mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // (1024 * 1024)
+    except (ValueError, OSError):
+        return 128
+    return max(128, min(1024, memory_mb // 4))
+
+
+def _size_embedded_buffers(url: URL) -> None:
+    """Gives the embedded server its shared buffers once (PostgreSQL's 128 MB default is sized for
+    the smallest machines); it takes effect when the server next starts, so a server other processes
+    are using is never restarted under them. A setting already made (by us or by hand) stays."""
+
+    async def run() -> None:
+        conn = await asyncpg.connect(**_asyncpg_args(url))
+        try:
+            made = await conn.fetchval(
+                "SELECT count(*) FROM pg_file_settings WHERE name = 'shared_buffers'"
+                " AND sourcefile LIKE '%postgresql.auto.conf'"
+            )
+            if not made:
+                await conn.execute(f"ALTER SYSTEM SET shared_buffers = '{embedded_shared_buffers_mb()}MB'")
+        finally:
+            await conn.close()
+
+    asyncio.run(run()) if not _loop_running() else _run_in_thread(run)
 
 
 _EMBEDDED: list[Any] = []
