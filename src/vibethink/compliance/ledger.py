@@ -264,8 +264,12 @@ def _drafts(
         known = by_event.get(event.event_id)
         if known is None:
             start, end = _period(event)
+            occurred = iso(event.occurred_at)
+            # The same instant has the same text: most events cover only the moment they happened.
             known = by_event[event.event_id] = (
-                str(event.event_id), event.event_hash(), iso(event.occurred_at), iso(start), iso(end),
+                str(event.event_id), event.event_hash(), occurred,
+                occurred if start == event.occurred_at else iso(start),
+                occurred if end == event.occurred_at else iso(end),
                 start, end,
             )  # fmt: skip
         event_id, event_hash, occurred, period_start, period_end, start, end = known
@@ -370,7 +374,7 @@ ActAs = Callable[[uuid.UUID], Awaitable[None]]
 
 async def _plan(
     bound: driver.Bound,
-    keys: KeyStore,
+    active: Callable[[], SigningKey],
     pepper: bytes,
     prepared: _Prepared,
     known: dict[str, bytes],
@@ -412,7 +416,7 @@ async def _plan(
     skipped = len(prepared.events) - len(kept)
     if not planned:
         return _Planned(state, [], None, skipped)
-    signer: SigningKey | None = keys.active() if state.signs else None
+    signer: SigningKey | None = active() if state.signs else None
     return _Planned(state, _drafts(tenant_id, planned, signer.key_id if signer else None), signer, skipped)
 
 
@@ -532,7 +536,7 @@ async def append(
     if state is None:
         assert opened.state is not None  # asked for
         state = opened.state
-    planned = await _plan(bound, keys, pepper, prepared, opened.keys, state, ruleset, act_as=None)
+    planned = await _plan(bound, keys.active, pepper, prepared, opened.keys, state, ruleset, act_as=None)
     chained = _link(planned, opened, clock())
     rows = chained.result.rows
     if not rows:
@@ -598,6 +602,13 @@ async def append_many(
         grouped.setdefault(tenant_id, []).extend(events)
     prepared = {t: _prepare(pepper, t, events, ruleset) for t, events in grouped.items()}
     callers: list[str] = []  # the caller's tenant setting, once a statement had to change it
+    signers: list[SigningKey] = []
+
+    def active() -> SigningKey:
+        """The signing key, looked up once for the whole call (the lookup checks the key folder)."""
+        if not signers:
+            signers.append(keys.active())
+        return signers[0]
 
     async def act_as(tenant_id: uuid.UUID) -> None:
         [(replaced, _)] = await bound.fetch(_ACT_AS, str(tenant_id))
@@ -612,7 +623,7 @@ async def append_many(
         state = state_from_row(tenant_id, _state_row(raw))
         known = dict(zip(key_hashes, map(bytes, secrets), strict=True))
         planned[tenant_id] = await _plan(
-            bound, keys, pepper, prepared[tenant_id], known, state, ruleset, act_as=act_as
+            bound, active, pepper, prepared[tenant_id], known, state, ruleset, act_as=act_as
         )
     if len(planned) != len(prepared):  # pragma: no cover - the function returns a row per tenant
         raise LedgerDamaged("the compliance state of some tenants was not read")
