@@ -21,6 +21,7 @@ from tests.compliance.conftest import PEPPER, Ledger, context, deployment, make_
 from tests.core.schema_catalog import connect
 from vibethink.compliance import driver, ledger, merkle, pseudonyms, service
 from vibethink.compliance.canonical import canonical
+from vibethink.compliance.catalog import load_catalog
 from vibethink.compliance.export import write_export
 from vibethink.compliance.keys import KeyStore, verify_signature
 from vibethink.compliance.models import Checkpoint, Evidence
@@ -524,6 +525,33 @@ class TestManyTenantsInOneTransaction:
         )
         assert await rows_of(free) == []
         assert len(await rows_of(paying)) == 3
+
+    async def test_a_settings_change_applies_to_the_next_call(self, db: Database, keys: KeyStore) -> None:
+        made = await make_ledger(db, keys)
+
+        async def platform_deployment() -> ledger.AppendResult:
+            event = deployment()
+            platform = ledger.IncomingEvent(
+                event.event_id, event.event_type, event.occurred_at, event.payload
+            )
+            async with db.driver_transaction(RlsContext(role="SYSTEM")) as conn:
+                appended = await ledger.append_many(
+                    driver.Bound(None, conn), keys, PEPPER, [(made.tenant.id, [platform])]
+                )
+                if appended.insert is not None:
+                    await conn.execute(appended.insert)
+            return appended.results[made.tenant.id]
+
+        assert (await platform_deployment()).count == 3
+        await made.configure(auto_generation=False)
+        assert ((result := await platform_deployment()).count, result.skipped_events) == (0, 1)
+        await made.configure(auto_generation=True, enabled_frameworks=["GDPR"])
+        gdpr_only = [r["control_id"] for r in (await platform_deployment()).rows]
+        mapped = {
+            c.id for c in load_catalog().controls.values() if any(m.framework == "GDPR" for m in c.mappings)
+        }
+        assert set(gdpr_only) == {"CHG-01", "CHG-03", "TST-01"} & mapped  # only what maps to GDPR now
+        assert 0 < len(gdpr_only) < 3
 
     async def test_the_functions_run_as_their_caller_and_only_the_app_roles_may_call_them(
         self, test_owner_url: URL

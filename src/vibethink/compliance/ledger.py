@@ -549,7 +549,7 @@ async def append(
 
 # Every tenant's state and the keys of the people its events name that exist: one call, no lock.
 _STATES_MANY = (
-    "SELECT tenant_id, key_hashes, key_secrets, state"
+    "SELECT tenant_id, key_hashes, key_secrets, state::text"
     " FROM compliance_states_many($1::uuid[], $2::uuid[], $3::text[])"
 )
 # Every tenant's lock (in tenant order), then its head and the (event, control) pairs recorded: one call.
@@ -620,7 +620,7 @@ async def append_many(
     for tenant_id, key_hashes, secrets, raw in await bound.fetch(
         _STATES_MANY, list(prepared), [t for t, _ in person_pairs], [h for _, h in person_pairs]
     ):
-        state = state_from_row(tenant_id, _state_row(raw))
+        state = _STATES.get(tenant_id, raw)
         known = dict(zip(key_hashes, map(bytes, secrets), strict=True))
         planned[tenant_id] = await _plan(
             bound, active, pepper, prepared[tenant_id], known, state, ruleset, act_as=act_as
@@ -668,14 +668,37 @@ async def append_many(
     return ManyAppended(results, insert)
 
 
-def _state_row(raw: Any) -> dict[str, Any] | None:
-    """`STATE_SQL`'s row from its JSON form (`compliance_open_many`): its one timestamp parsed back."""
+class _States:
+    """Tenants' compliance states as last built, keyed by the JSON text they were built from
+    (`compliance_states_many`): the same text is the same state, so it is built once, not per claim."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._states: dict[uuid.UUID, tuple[str | None, TenantCompliance]] = {}
+
+    def get(self, tenant_id: uuid.UUID, raw: str | None) -> TenantCompliance:
+        known = self._states.get(tenant_id)
+        if known is not None and known[0] == raw:
+            return known[1]
+        state = state_from_row(tenant_id, _state_row(raw))
+        self._states.pop(tenant_id, None)
+        if len(self._states) >= self.limit:
+            del self._states[next(iter(self._states))]
+        self._states[tenant_id] = (raw, state)
+        return state
+
+
+def _state_row(raw: str | None) -> dict[str, Any] | None:
+    """`STATE_SQL`'s row from its JSON text (`compliance_states_many`): its one timestamp parsed back."""
     if raw is None:
         return None
-    row = dict(raw)
+    row: dict[str, Any] = orjson.loads(raw)
     if isinstance(row.get("created_at"), str):
         row["created_at"] = datetime.fromisoformat(row["created_at"])
     return row
+
+
+_STATES = _States()
 
 
 def checkpoint_document(
