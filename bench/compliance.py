@@ -751,8 +751,8 @@ API_OPEN_RUNS = ((2, 4, 10, 3000), (2, 32, 10, 3000))
 # (events in the backlog, tenants, claim size): shares of ~12 and of ~2 events
 DRAIN_RUNS = ((6000, 8, 100), (3000, 8, 16))
 OUTBOX_RUNS = (
-    (1, 8, 1000, False), (2, 8, 1000, False), (2, 8, 1300, False), (2, 50, 1000, False),
-    (2, 8, 1000, True),
+    (1, 8, 1000, False), (2, 8, 1000, False), (1, 8, 1300, False), (1, 50, 1000, False),
+    (2, 50, 1000, False), (1, 8, 1000, True),
 )  # fmt: skip
 
 

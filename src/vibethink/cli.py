@@ -91,10 +91,13 @@ def worker(
 
     settings = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Before the freeze below: the consumers load their rules and catalogs (and the modules they
+    # import), which live as long as the process and would otherwise be walked by every full pass.
+    registry = default_registry()
 
     async def run() -> None:
         db = Database(settings)
-        dispatcher = Dispatcher(db, default_registry(), worker_id="worker")
+        dispatcher = Dispatcher(db, registry, worker_id="worker")
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, dispatcher.stop)

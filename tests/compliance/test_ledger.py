@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -18,14 +19,15 @@ from sqlalchemy.engine import URL
 
 from tests.compliance.conftest import PEPPER, Ledger, context, deployment, make_ledger, owner
 from tests.core.schema_catalog import connect
-from vibethink.compliance import ledger, merkle, pseudonyms, service
+from vibethink.compliance import driver, ledger, merkle, pseudonyms, service
 from vibethink.compliance.canonical import canonical
+from vibethink.compliance.catalog import load_catalog
 from vibethink.compliance.export import write_export
 from vibethink.compliance.keys import KeyStore, verify_signature
 from vibethink.compliance.models import Checkpoint, Evidence
 from vibethink.compliance.state import load_state
 from vibethink.compliance.verify import verify_export
-from vibethink.core.database import Database
+from vibethink.core.database import Database, RlsContext
 
 PERMISSION_DENIED = re.compile("permission denied for table compliance_evidence")
 
@@ -449,3 +451,140 @@ class TestTheVerifierCatchesTampering:
         report = verify_export(await export(enterprise, tmp_path), trusted_keys=trusted, workers=1)
         assert str(report.first_problem).startswith("record 1: ")
         assert report.keys_trusted
+
+
+class TestManyTenantsInOneTransaction:
+    """`append_many`: several tenants' evidence in one transaction, each tenant under its own policies."""
+
+    async def test_each_tenants_rows_continue_its_own_chain_and_verify(
+        self, db: Database, keys: KeyStore, tmp_path: Path
+    ) -> None:
+        first, second = await make_ledger(db, keys), await make_ledger(db, keys)
+        await first.record([deployment()])
+        head = (await rows_of(first))[-1]
+        shares = [
+            (first.tenant.id, [deployment(), deployment(approvals=0)]),
+            (second.tenant.id, [deployment(approvals=1), deployment()]),
+        ]
+        async with db.driver_transaction(RlsContext(role="SYSTEM")) as conn:
+            appended = await ledger.append_many(
+                driver.Bound(None, conn), keys, PEPPER, shares, checkpoint_every=4
+            )
+            assert appended.insert is not None
+            await conn.execute(appended.insert)
+            # The caller's setting (none) is its own again; the rows are visible to the transaction.
+            assert await conn.fetchval("SELECT current_setting('app.tenant_id', true)") in (None, "")
+            again = await ledger.append_many(driver.Bound(None, conn), keys, PEPPER, shares)
+            assert (again.count, again.insert) == (0, None)  # idempotent by (event, control)
+
+        assert appended.results[first.tenant.id].count == 6
+        assert appended.results[second.tenant.id].count == 6
+        mine, theirs = await rows_of(first), await rows_of(second)
+        assert [r.seq for r in mine] == list(range(1, len(mine) + 1))
+        assert [r.seq for r in theirs] == list(range(1, len(theirs) + 1))
+        assert mine[len(mine) - 6].prev_hash == head.entry_hash  # the first tenant's chain goes on
+        assert {r.tenant_id for r in mine} == {first.tenant.id}
+        assert len({r.recorded_at for r in mine[-6:] + theirs}) == 1  # recorded together
+        assert "vibethink.com" not in repr([r.observation for r in mine + theirs])
+        for made, boundary in ((first, 8), (second, 4)):  # rows 4-9 and 1-6, checkpoints every 4
+            async with db.transaction(context(made.tenant.id)) as session:
+                checkpoints = (
+                    await session.scalars(select(Checkpoint).where(Checkpoint.tenant_id == made.tenant.id))
+                ).all()
+            assert [c.tree_size for c in checkpoints] == [boundary]  # the last boundary crossed
+            report = verify_export(await export(made, tmp_path), workers=1)
+            assert report.ok, report.problems
+
+    async def test_a_tenant_whose_plan_generates_nothing_automatically_gets_nothing(
+        self, db: Database, keys: KeyStore
+    ) -> None:
+        free, paying = (
+            await make_ledger(db, keys, tier="FREE", frameworks=["GDPR"]),
+            await make_ledger(db, keys),
+        )
+        platform = [
+            ledger.IncomingEvent(
+                event_id=uuid.uuid4(),
+                event_type="CODE_DEPLOYMENT",
+                occurred_at=deployment().occurred_at,
+                payload=deployment().payload,
+            )
+        ]
+        async with db.driver_transaction(RlsContext(role="SYSTEM")) as conn:
+            appended = await ledger.append_many(
+                driver.Bound(None, conn),
+                keys,
+                PEPPER,
+                [(free.tenant.id, platform), (paying.tenant.id, platform)],
+            )
+            assert appended.insert is not None
+            await conn.execute(appended.insert)
+        assert (appended.results[free.tenant.id].count, appended.results[free.tenant.id].skipped_events) == (
+            0,
+            1,
+        )
+        assert await rows_of(free) == []
+        assert len(await rows_of(paying)) == 3
+
+    async def test_a_settings_change_applies_to_the_next_call(self, db: Database, keys: KeyStore) -> None:
+        made = await make_ledger(db, keys)
+
+        async def platform_deployment() -> ledger.AppendResult:
+            event = deployment()
+            platform = ledger.IncomingEvent(
+                event.event_id, event.event_type, event.occurred_at, event.payload
+            )
+            async with db.driver_transaction(RlsContext(role="SYSTEM")) as conn:
+                appended = await ledger.append_many(
+                    driver.Bound(None, conn), keys, PEPPER, [(made.tenant.id, [platform])]
+                )
+                if appended.insert is not None:
+                    await conn.execute(appended.insert)
+            return appended.results[made.tenant.id]
+
+        assert (await platform_deployment()).count == 3
+        await made.configure(auto_generation=False)
+        assert ((result := await platform_deployment()).count, result.skipped_events) == (0, 1)
+        await made.configure(auto_generation=True, enabled_frameworks=["GDPR"])
+        gdpr_only = [r["control_id"] for r in (await platform_deployment()).rows]
+        mapped = {
+            c.id for c in load_catalog().controls.values() if any(m.framework == "GDPR" for m in c.mappings)
+        }
+        assert set(gdpr_only) == {"CHG-01", "CHG-03", "TST-01"} & mapped  # only what maps to GDPR now
+        assert 0 < len(gdpr_only) < 3
+
+    async def test_the_functions_run_as_their_caller_and_only_the_app_roles_may_call_them(
+        self, test_owner_url: URL
+    ) -> None:
+        conn = await connect(test_owner_url)
+        try:
+            rows = await conn.fetch(
+                "SELECT p.proname, p.prosecdef, has_function_privilege('public', p.oid, 'EXECUTE') AS public"
+                " FROM pg_proc p WHERE p.proname IN"
+                " ('compliance_states_many', 'compliance_lock_heads', 'compliance_insert_many')"
+            )
+        finally:
+            await conn.close()
+        assert sorted((r["proname"], r["prosecdef"], r["public"]) for r in rows) == [
+            ("compliance_insert_many", False, False),
+            ("compliance_lock_heads", False, False),
+            ("compliance_states_many", False, False),
+        ]
+
+
+class TestPersonKeysMadeAtTheSameMoment:
+    async def test_a_key_another_transaction_made_first_is_read_back(
+        self, enterprise: Ledger, db: Database
+    ) -> None:
+        tenant_id = enterprise.tenant.id
+        async with db.transaction(context(tenant_id)) as first:
+            made = await pseudonyms.resolve(first, PEPPER, tenant_id, ["new.person@vibethink.com"])
+
+            async def second() -> dict[str, str]:
+                async with db.transaction(context(tenant_id)) as session:
+                    return await pseudonyms.resolve(session, PEPPER, tenant_id, ["new.person@vibethink.com"])
+
+            waiting = asyncio.create_task(second())  # its insert waits for the first transaction
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+        assert await asyncio.wait_for(waiting, timeout=10) == made

@@ -101,6 +101,51 @@ class TestTheOutboxConsumer:
         result = CliRunner().invoke(cli, ["compliance", "verify", str(path), "--workers", "1"])
         assert result.exit_code == 0, result.output
 
+    async def test_a_claim_of_several_tenants_becomes_each_ones_verified_evidence_in_one_transaction(
+        self, db: Database, keys: KeyStore, test_settings: Settings, tmp_path: Path
+    ) -> None:
+        from tests.compliance.conftest import deployment
+
+        ledgers = [await make_ledger(db, keys, frameworks=FIVE) for _ in range(3)]
+        await ledgers[0].record([deployment()])  # one chain already has a head
+        emitted: dict[uuid.UUID, list[uuid.UUID]] = {made.tenant.id: [] for made in ledgers}
+        for n in range(4):
+            for made in ledgers:
+                async with db.transaction(context(made.tenant.id)) as session:
+                    emitted[made.tenant.id].append(
+                        await outbox.emit(
+                            session,
+                            "CODE_DEPLOYMENT",
+                            tenant_id=made.tenant.id,
+                            payload={**deployment().payload, "version": f"v{n}"},
+                        )
+                    )
+        settings = test_settings.model_copy(update={"compliance_keys_dir": tmp_path / "keys"})
+        registry = ConsumerRegistry()
+        tasks.register(registry, settings=lambda: settings)
+        await Dispatcher(db, registry, worker_id="test", batch_size=1000).drain()
+
+        recorded = set()
+        for made in ledgers:
+            async with db.transaction(context(made.tenant.id)) as session:
+                rows = list(
+                    (
+                        await session.scalars(
+                            select(Evidence)
+                            .where(Evidence.tenant_id == made.tenant.id, Evidence.source == "PLATFORM")
+                            .order_by(Evidence.seq)
+                        )
+                    ).all()
+                )
+                path = tmp_path / f"{made.tenant.id}.zip"
+                await write_export(session, keys, made.tenant.id, path)
+            deployments = [r for r in rows if r.event_type == "CODE_DEPLOYMENT"]
+            assert [r.event_id for r in deployments[::3]] == emitted[made.tenant.id]  # in their order
+            recorded |= {r.recorded_at for r in deployments}
+            result = CliRunner().invoke(cli, ["compliance", "verify", str(path), "--workers", "1"])
+            assert result.exit_code == 0, result.output
+        assert len(recorded) == 1  # the claim's evidence, every tenant's, in one transaction
+
 
 class TestTheVerifyCommand:
     async def test_it_verifies_an_export_and_names_the_first_bad_record(

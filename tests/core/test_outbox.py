@@ -105,6 +105,19 @@ async def deliveries(db: Database, event_ids: list[uuid.UUID]) -> list[tuple[uui
         return [(r.event_id, r.consumer) for r in rows]
 
 
+async def writers(db: Database, event_ids: list[uuid.UUID]) -> int:
+    """How many transactions last wrote these events."""
+    async with db.transaction(ADMIN) as session:
+        return int(
+            (
+                await session.execute(
+                    text("SELECT count(DISTINCT xmin::text) FROM platform_events WHERE id = ANY(:ids)"),
+                    {"ids": event_ids},
+                )
+            ).scalar_one()
+        )
+
+
 async def make_due(owner: asyncpg.Connection, event_id: uuid.UUID) -> None:
     """Skips the backoff wait: the event becomes due now."""
     async with owner.transaction():
@@ -421,6 +434,168 @@ class TestBatchConsumers:
         assert batch.batches == [(str(tenant.id), [event_id])]
         row = await event_row(db, event_id)
         assert (row["status"], row["processed_at"]) == ("PENDING", None)
+
+
+@dataclass
+class ClaimConsumer(BatchConsumer):
+    """Also takes several tenants' events in one call (`handle_claim`), which fails on a `poison`
+    event, and returns `last` as the statement to send with the finish and COMMIT."""
+
+    claims: list[list[tuple[uuid.UUID, list[uuid.UUID]]]] = field(default_factory=list)
+    contexts: list[str] = field(default_factory=list)
+    last: str | None = "SELECT 1"
+
+    async def handle_claim(
+        self, conn: asyncpg.Connection, shares: Sequence[tuple[uuid.UUID, Sequence[DeliveredEvent]]]
+    ) -> str | None:
+        self.contexts.append(await conn.fetchval("SELECT current_setting('app.tenant_id', true)"))
+        assert conn.is_in_transaction()
+        assert all(e.tenant_id == tenant_id for tenant_id, events in shares for e in events)
+        self.claims.append([(tenant_id, [e.id for e in events]) for tenant_id, events in shares])
+        if self.poison & {e.id for _, events in shares for e in events}:
+            raise RuntimeError("a bad event in the claim")
+        return self.last
+
+
+def claim_registry(event_type: str, consumer: ClaimConsumer) -> ConsumerRegistry:
+    result = ConsumerRegistry()
+    result.register(
+        "ledger",
+        consumer.handle,
+        event_types={event_type},
+        handle_many=consumer.handle_many,
+        idempotent=True,
+        handle_claim=consumer.handle_claim,
+    )
+    return result
+
+
+class TestManyTenantConsumers:
+    async def test_several_tenants_events_arrive_in_one_call_and_finish_with_it(
+        self, db: Database, worker_db: Database, tenant: MadeTenant, event_type: str, unique: str
+    ) -> None:
+        other_tenant = await make_tenant(db, slug=f"outbox-claim-{unique}")
+        mine = await emit(db, tenant.id, event_type, count=4)
+        theirs = await emit(db, other_tenant.id, event_type, count=3)
+        consumer = ClaimConsumer()
+
+        await Dispatcher(worker_db, claim_registry(event_type, consumer), batch_size=100).drain()
+
+        [claim] = consumer.claims
+        assert sorted((t, sorted(ids)) for t, ids in claim) == sorted(
+            [(tenant.id, sorted(mine)), (other_tenant.id, sorted(theirs))]
+        )
+        assert consumer.contexts == [None]  # no tenant's context: the consumer sets each one itself
+        assert consumer.batches == []
+        assert consumer.singles == []
+        rows = [await event_row(db, event_id) for event_id in mine + theirs]
+        assert {r["status"] for r in rows} == {"DONE"}
+        assert await writers(db, mine + theirs) == 1  # finished together, by one transaction
+        assert await deliveries(db, mine + theirs) == []  # idempotent: no delivery records
+
+    async def test_a_failed_claim_leaves_nothing_and_each_tenant_is_then_delivered_alone(
+        self, db: Database, worker_db: Database, tenant: MadeTenant, event_type: str, unique: str
+    ) -> None:
+        other_tenant = await make_tenant(db, slug=f"outbox-claim-{unique}")
+        mine = await emit(db, tenant.id, event_type, count=3)
+        theirs = await emit(db, other_tenant.id, event_type, count=2)
+        consumer = ClaimConsumer(poison={mine[1]})
+
+        await Dispatcher(worker_db, claim_registry(event_type, consumer), batch_size=100).drain()
+
+        assert len(consumer.claims) == 1
+        # Then each tenant on its own: the other tenant's batch succeeds; this one's fails, and its
+        # events go one by one, so only the bad one is retried.
+        assert sorted((context, sorted(ids)) for context, ids in consumer.batches) == sorted(
+            [(str(tenant.id), sorted(mine)), (str(other_tenant.id), sorted(theirs))]
+        )
+        assert sorted(consumer.singles) == sorted(mine)
+        statuses = {event_id: (await event_row(db, event_id))["status"] for event_id in mine + theirs}
+        assert statuses == {**dict.fromkeys(mine + theirs, "DONE"), mine[1]: "PENDING"}
+        assert "this event is bad" in (await event_row(db, mine[1]))["last_error"]
+
+    async def test_a_last_statement_that_fails_undoes_the_finish_and_the_tenants_go_alone(
+        self, db: Database, worker_db: Database, tenant: MadeTenant, event_type: str
+    ) -> None:
+        events = await emit(db, tenant.id, event_type, count=2)
+        consumer = ClaimConsumer(last="SELECT 1 / 0")  # sent in one message with the finish and COMMIT
+
+        await Dispatcher(worker_db, claim_registry(event_type, consumer), batch_size=100).drain()
+
+        assert len(consumer.claims) == 1
+        assert consumer.batches == [(str(tenant.id), events)]
+        assert {(await event_row(db, event_id))["status"] for event_id in events} == {"DONE"}
+
+    async def test_a_tenant_with_an_event_another_consumer_wants_goes_alone(
+        self, db: Database, worker_db: Database, tenant: MadeTenant, event_type: str, unique: str
+    ) -> None:
+        other_tenant = await make_tenant(db, slug=f"outbox-claim-{unique}")
+        mine = await emit(db, tenant.id, event_type, count=2)
+        theirs = await emit(db, other_tenant.id, event_type) + await emit(
+            db, other_tenant.id, f"{event_type}_ALSO"
+        )
+        consumer, also = ClaimConsumer(), RecordingConsumer()
+        consumers = ConsumerRegistry()
+        consumers.register(
+            "ledger",
+            consumer.handle,
+            event_types={event_type},
+            handle_many=consumer.handle_many,
+            idempotent=True,
+            handle_claim=consumer.handle_claim,
+        )
+        consumers.register("also", also, event_types={f"{event_type}_ALSO"})
+
+        await Dispatcher(worker_db, consumers, batch_size=100).drain()
+
+        assert [[(t, sorted(ids)) for t, ids in claim] for claim in consumer.claims] == [
+            [(tenant.id, sorted(mine))]
+        ]
+        assert consumer.batches == [(str(other_tenant.id), theirs[:1])]
+        assert also.calls == theirs[1:]
+        assert {(await event_row(db, event_id))["status"] for event_id in mine + theirs} == {"DONE"}
+
+    def test_a_many_tenant_consumer_must_be_idempotent_and_take_batches(self) -> None:
+        consumer = ClaimConsumer()
+        with pytest.raises(ValueError, match="idempotent"):
+            ConsumerRegistry().register(
+                "ledger",
+                consumer.handle,
+                handle_many=consumer.handle_many,
+                handle_claim=consumer.handle_claim,
+            )
+        with pytest.raises(ValueError, match="handle_many"):
+            ConsumerRegistry().register(
+                "ledger", consumer.handle, idempotent=True, handle_claim=consumer.handle_claim
+            )
+
+    async def test_a_running_worker_with_two_claims_in_hand_delivers_every_event_once(
+        self, db: Database, test_settings: Settings, test_owner_url: URL, event_type: str, unique: str
+    ) -> None:
+        tenants = [await make_tenant(db, slug=f"outbox-hand-{unique}-{n}") for n in range(3)]
+        database = Database(
+            test_settings.model_copy(update={"outbox_batch_size": 4, "outbox_claims_at_once": 2}),
+            owner=test_owner_url,
+        )
+        consumer = ClaimConsumer()
+        dispatcher = Dispatcher(database, claim_registry(event_type, consumer))
+        task = asyncio.create_task(dispatcher.run_forever())
+        try:
+            event_ids = [e for t in tenants for e in await emit(db, t.id, event_type, count=10)]
+            deadline = time.monotonic() + 20
+            while sum(len(ids) for claim in consumer.claims for _, ids in claim) < len(event_ids):
+                assert time.monotonic() < deadline, "the worker did not deliver every event"
+                await asyncio.sleep(0.05)
+        finally:
+            dispatcher.stop()
+            await asyncio.wait_for(task, timeout=10)
+            await database.dispose()
+
+        delivered = Counter(e for claim in consumer.claims for _, ids in claim for e in ids)
+        assert sorted(delivered) == sorted(event_ids)
+        assert set(delivered.values()) == {1}
+        assert len(consumer.claims) >= len(event_ids) // 4  # claims of at most 4
+        assert {(await event_row(db, event_id))["status"] for event_id in event_ids} == {"DONE"}
 
 
 async def set_lease(

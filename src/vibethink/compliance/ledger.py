@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -37,6 +37,7 @@ from vibethink.compliance.rules import (
     plain,
 )
 from vibethink.compliance.state import STATE_SQL, TenantCompliance, load_state, state_from_row
+from vibethink.core.database import sql_literal
 from vibethink.core.errors import NotFound
 
 RECORD_FORMAT = 1
@@ -263,8 +264,12 @@ def _drafts(
         known = by_event.get(event.event_id)
         if known is None:
             start, end = _period(event)
+            occurred = iso(event.occurred_at)
+            # The same instant has the same text: most events cover only the moment they happened.
             known = by_event[event.event_id] = (
-                str(event.event_id), event.event_hash(), iso(event.occurred_at), iso(start), iso(end),
+                str(event.event_id), event.event_hash(), occurred,
+                occurred if start == event.occurred_at else iso(start),
+                occurred if end == event.occurred_at else iso(end),
                 start, end,
             )  # fmt: skip
         event_id, event_hash, occurred, period_start, period_end, start, end = known
@@ -311,31 +316,21 @@ def _drafts(
     return drafts
 
 
-async def append(
-    session: AsyncSession | driver.Bound,
-    keys: KeyStore,
-    pepper: bytes,
-    tenant_id: uuid.UUID,
-    events: Sequence[IncomingEvent],
-    *,
-    state: TenantCompliance | None = None,
-    ruleset: RuleSet | None = None,
-    checkpoint_every: int = 1000,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> AppendResult:
-    """Evidence for `events` of one tenant, in the caller's transaction: one row per (event, control).
+@dataclass(slots=True)
+class _Prepared:
+    """One tenant's events made ready before its lock: cleaned, their facts and the people they name."""
 
-    Platform events only produce evidence when the tenant's plan and settings turn automatic generation
-    on; controls that map to nothing the tenant tracks produce none. Idempotent by (event, control).
-    Its first statement takes the tenant's lock and reads, in the same round trip, the chain's head,
-    the (event, control) pairs already recorded, the keys of the people the events name and (unless
-    given) the tenant's state: round trips cost more than the work done while the lock is held (on two
-    cores each one is a send and a wake-up on both sides). `clock` says when the rows are recorded
-    (tests of retention move it years back).
-    """
-    result = AppendResult()
-    bound = await driver.bind(session)
-    events = [
+    tenant_id: uuid.UUID
+    events: list[IncomingEvent]
+    facts: list[EventFacts]
+    named: list[set[str]]
+    hashes: dict[str, str]  # identifier → person hash
+
+
+def _prepare(
+    pepper: bytes, tenant_id: uuid.UUID, events: Sequence[IncomingEvent], ruleset: RuleSet
+) -> _Prepared:
+    cleaned = [
         replace(
             e,
             payload=clean(e.payload),
@@ -343,29 +338,69 @@ async def append(
         )
         for e in events
     ]
-    ruleset = ruleset or load_rules()
-    facts = [EventFacts(e.event_type, e.payload, e.actor_user_id, e.actor_ref) for e in events]
+    facts = [EventFacts(e.event_type, e.payload, e.actor_user_id, e.actor_ref) for e in cleaned]
     named = [people_of(ruleset, f) | ({f.actor_ref} if f.actor_ref else set()) for f in facts]
     hashes = {i: pseudonyms.person_hash(pepper, tenant_id, i) for i in set().union(*named)}
-    opened = await _open(
-        bound, tenant_id, [e.event_id for e in events], sorted(set(hashes.values())), with_state=state is None
-    )
-    if state is None:
-        assert opened.state is not None  # asked for
-        state = opened.state
-    known = opened.keys
+    return _Prepared(tenant_id, cleaned, facts, named, hashes)
+
+
+@dataclass(slots=True)
+class _Planned:
+    """A tenant's rows before its lock: their content and documents, waiting for their place in the chain."""
+
+    state: TenantCompliance
+    drafts: list[_Draft]
+    signer: SigningKey | None
+    skipped_events: int
+
+
+@dataclass(slots=True)
+class _Chained:
+    """A tenant's new rows, chained and signed under its lock, not yet inserted."""
+
+    result: AppendResult
+    documents: list[bytes]  # each row's canonical document: what its entry hash covers
+    digests: list[bytes]
+    state: TenantCompliance
+
+
+# Acting for one tenant inside a transaction that serves several (`append_many`): the rare statements
+# that run outside the many-tenant functions (keys of people named for the first time, checkpoints).
+# The setting it replaces comes back, so that the caller's can be restored.
+_ACT_AS = "SELECT current_setting('app.tenant_id', true), set_config('app.tenant_id', $1::text, true)"
+_RESTORE = "SELECT set_config('app.tenant_id', $1::text, true)"
+ActAs = Callable[[uuid.UUID], Awaitable[None]]
+
+
+async def _plan(
+    bound: driver.Bound,
+    active: Callable[[], SigningKey],
+    pepper: bytes,
+    prepared: _Prepared,
+    known: dict[str, bytes],
+    state: TenantCompliance,
+    ruleset: RuleSet,
+    *,
+    act_as: ActAs | None,
+) -> _Planned:
+    """The observations the tenant's events yield under its state, as draft rows. `known`: the keys
+    of the people named that exist (person hash → secret); the others' are made here. `act_as`, when the
+    transaction serves several tenants: sets this tenant's context for that statement."""
+    tenant_id = prepared.tenant_id
     kept = [
         (e, f, people)
-        for e, f, people in zip(events, facts, named, strict=True)
+        for e, f, people in zip(prepared.events, prepared.facts, prepared.named, strict=True)
         if e.source != Source.PLATFORM or state.generates_automatically
     ]
-    result.skipped_events = len(events) - len(kept)
     relevant = _relevant(
         frozenset(state.tracked_frameworks), frozenset(m.control_id for m in state.custom_mappings)
     )
+    hashes = prepared.hashes
     needed = {i for _, _, people in kept for i in people if i}
     names = {i: pseudonyms.pseudonym(known[hashes[i]], i) for i in needed if hashes[i] in known}
     if len(names) < len(needed):  # people named for the first time: their keys are made now
+        if act_as is not None:
+            await act_as(tenant_id)
         names |= await pseudonyms.resolve(bound, pepper, tenant_id, needed - names.keys())
 
     def pseudonym(identifier: str) -> str:
@@ -378,18 +413,23 @@ async def append(
         for observation in evaluate(ruleset, f, pseudonym):
             if observation.control_id in relevant:
                 planned.append((event, observation))
+    skipped = len(prepared.events) - len(kept)
     if not planned:
-        return result
-    signer: SigningKey | None = keys.active() if state.signs else None
-    drafts = _drafts(tenant_id, planned, signer.key_id if signer else None)
+        return _Planned(state, [], None, skipped)
+    signer: SigningKey | None = active() if state.signs else None
+    return _Planned(state, _drafts(tenant_id, planned, signer.key_id if signer else None), signer, skipped)
 
+
+def _link(planned: _Planned, opened: _Opened, recorded_at: datetime) -> _Chained:
+    """The planned rows not recorded yet, in the chain after the head `opened` read under the lock:
+    numbered, hashed and signed."""
+    result = AppendResult(skipped_events=planned.skipped_events)
+    chained = _Chained(result, [], [], planned.state)
     seq, prev_hash, seen = opened.seq, opened.head, opened.seen
-    recorded_at = clock()
     recorded = iso(recorded_at)
     rows = result.rows
-    digests: list[bytes] = []
-    documents: list[bytes] = []
-    for draft in drafts:
+    digests, documents = chained.digests, chained.documents
+    for draft in planned.drafts:
         row, document = draft.row, draft.document
         key = (row["event_id"], row["control_id"])
         if key in seen:
@@ -412,37 +452,253 @@ async def append(
         row["prev_hash"] = prev_hash_of_row
         row["entry_hash"] = prev_hash
         rows.append(row)
-    if not rows:
-        return result
-    for row, signature in zip(rows, _signatures(signer, digests), strict=True):
+    for row, signature in zip(rows, _signatures(planned.signer, digests), strict=True):
         row["signature"] = signature
-    await bound.execute(
-        _INSERT,
-        tenant_id,
-        recorded_at,
-        signer.key_id if signer else None,
-        orjson.dumps(
-            [
-                {"d": orjson.Fragment(data), "h": row["entry_hash"], "s": row["signature"]}
-                for data, row in zip(documents, rows, strict=True)
-            ]
-        ).decode(),
-    )
-    first = rows[0]["seq"]
+    return chained
+
+
+def _rows_json(chained: _Chained) -> str:
+    """The rows as the insert reads them: each signed document (its canonical bytes, as hashed) with
+    its entry hash and signature, one JSON text."""
+    return orjson.dumps(
+        [
+            {"d": orjson.Fragment(data), "h": row["entry_hash"], "s": row["signature"]}
+            for data, row in zip(chained.documents, chained.result.rows, strict=True)
+        ]
+    ).decode()
+
+
+async def _checkpoint(
+    bound: driver.Bound,
+    keys: KeyStore,
+    tenant_id: uuid.UUID,
+    chained: _Chained,
+    checkpoint_every: int,
+    *,
+    act_as: ActAs | None,
+) -> None:
+    """Extends the tenant's Merkle frontier by the new rows and signs a checkpoint at the (last)
+    boundary they cross. Its statements read only rows before the new ones, so they may run before
+    the rows are inserted."""
+    rows, digests = chained.result.rows, chained.digests
+    first, seq = rows[0]["seq"], rows[-1]["seq"]
     crossed = (first - 1) // checkpoint_every != seq // checkpoint_every
     boundary = seq // checkpoint_every * checkpoint_every
     frontier = _TREES.frontier(tenant_id, first - 1, rows[0]["prev_hash"])
+    if crossed and act_as is not None:  # the statements below are this tenant's
+        await act_as(tenant_id)
     if frontier is None and crossed:
         frontier = await _frontier_from_table(bound, tenant_id, first - 1)
     if frontier is not None:
         if crossed:  # the tree at the (last) boundary the batch crossed gets its signed checkpoint
             frontier = merkle.extend(frontier, digests[: boundary - first + 1])
-            result.checkpoint = await _sign_checkpoint(bound, keys, tenant_id, frontier, sign=state.signs)
+            chained.result.checkpoint = await _sign_checkpoint(
+                bound, keys, tenant_id, frontier, sign=chained.state.signs
+            )
             frontier = merkle.extend(frontier, digests[boundary - first + 1 :])
         else:
             frontier = merkle.extend(frontier, digests)
-        _TREES.keep(tenant_id, seq, prev_hash, frontier)
-    return result
+        _TREES.keep(tenant_id, seq, rows[-1]["entry_hash"], frontier)
+
+
+async def append(
+    session: AsyncSession | driver.Bound,
+    keys: KeyStore,
+    pepper: bytes,
+    tenant_id: uuid.UUID,
+    events: Sequence[IncomingEvent],
+    *,
+    state: TenantCompliance | None = None,
+    ruleset: RuleSet | None = None,
+    checkpoint_every: int = 1000,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> AppendResult:
+    """Evidence for `events` of one tenant, in the caller's transaction: one row per (event, control).
+
+    Platform events only produce evidence when the tenant's plan and settings turn automatic generation
+    on; controls that map to nothing the tenant tracks produce none. Idempotent by (event, control).
+    Its first statement takes the tenant's lock and reads, in the same round trip, the chain's head,
+    the (event, control) pairs already recorded, the keys of the people the events name and (unless
+    given) the tenant's state: round trips cost more than the work done while the lock is held (on two
+    cores each one is a send and a wake-up on both sides). `clock` says when the rows are recorded
+    (tests of retention move it years back).
+    """
+    bound = await driver.bind(session)
+    ruleset = ruleset or load_rules()
+    prepared = _prepare(pepper, tenant_id, events, ruleset)
+    opened = await _open(
+        bound,
+        tenant_id,
+        [e.event_id for e in prepared.events],
+        sorted(set(prepared.hashes.values())),
+        with_state=state is None,
+    )
+    if state is None:
+        assert opened.state is not None  # asked for
+        state = opened.state
+    planned = await _plan(bound, keys.active, pepper, prepared, opened.keys, state, ruleset, act_as=None)
+    chained = _link(planned, opened, clock())
+    rows = chained.result.rows
+    if not rows:
+        return chained.result
+    signer_key = rows[0]["key_id"]
+    await bound.execute(_INSERT, tenant_id, rows[0]["recorded_at"], signer_key, _rows_json(chained))
+    await _checkpoint(bound, keys, tenant_id, chained, checkpoint_every, act_as=None)
+    return chained.result
+
+
+# Every tenant's state and the keys of the people its events name that exist: one call, no lock.
+_STATES_MANY = (
+    "SELECT tenant_id, key_hashes, key_secrets, state::text"
+    " FROM compliance_states_many($1::uuid[], $2::uuid[], $3::text[])"
+)
+# Every tenant's lock (in tenant order), then its head and the (event, control) pairs recorded: one call.
+_LOCK_HEADS = (
+    "SELECT tenant_id, head_seq, head_hash, seen_events, seen_controls"
+    " FROM compliance_lock_heads($1::uuid[], $2::uuid[], $3::uuid[])"
+)
+
+
+@dataclass
+class ManyAppended:
+    """What `append_many` did: each tenant's result, and the statement that inserts their rows."""
+
+    results: dict[uuid.UUID, AppendResult]
+    insert: str | None  # None: no rows to insert
+
+    @property
+    def count(self) -> int:
+        return sum(r.count for r in self.results.values())
+
+
+async def append_many(
+    session: AsyncSession | driver.Bound,
+    keys: KeyStore,
+    pepper: bytes,
+    shares: Sequence[tuple[uuid.UUID, Sequence[IncomingEvent]]],
+    *,
+    ruleset: RuleSet | None = None,
+    checkpoint_every: int = 1000,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> ManyAppended:
+    """`append` for several tenants' events in one transaction, in three calls for all of them.
+
+    The first reads every tenant's state and the keys of the people named (no lock is held while
+    the rules run: a concurrent writer of the same tenants waits only for the chaining, the
+    signatures and the insert); the second takes every tenant's lock (in one fixed order) and reads
+    its chain's head and the (event, control) pairs already recorded; the rows are then chained and
+    signed here; the third inserts every tenant's rows, each under its own tenant's policies. That
+    third call is returned, not sent, as one self-contained statement (values inlined): the caller
+    sends it in the same transaction, where it can travel in one message with what else ends the
+    transaction. The transaction's tenant setting is the caller's again after each call and after
+    the returned statement (the rare statements in between, for new person keys and checkpoints,
+    set it; the returned statement restores it first). A tenant listed twice has its shares taken
+    together, in order.
+    """
+    bound = await driver.bind(session)
+    ruleset = ruleset or load_rules()
+    grouped: dict[uuid.UUID, list[IncomingEvent]] = {}
+    for tenant_id, events in shares:
+        grouped.setdefault(tenant_id, []).extend(events)
+    prepared = {t: _prepare(pepper, t, events, ruleset) for t, events in grouped.items()}
+    callers: list[str] = []  # the caller's tenant setting, once a statement had to change it
+    signers: list[SigningKey] = []
+
+    def active() -> SigningKey:
+        """The signing key, looked up once for the whole call (the lookup checks the key folder)."""
+        if not signers:
+            signers.append(keys.active())
+        return signers[0]
+
+    async def act_as(tenant_id: uuid.UUID) -> None:
+        [(replaced, _)] = await bound.fetch(_ACT_AS, str(tenant_id))
+        if not callers:
+            callers.append(replaced or "")
+
+    person_pairs = [(t, h) for t, p in prepared.items() for h in sorted(set(p.hashes.values()))]
+    planned: dict[uuid.UUID, _Planned] = {}
+    for tenant_id, key_hashes, secrets, raw in await bound.fetch(
+        _STATES_MANY, list(prepared), [t for t, _ in person_pairs], [h for _, h in person_pairs]
+    ):
+        state = _STATES.get(tenant_id, raw)
+        known = dict(zip(key_hashes, map(bytes, secrets), strict=True))
+        planned[tenant_id] = await _plan(
+            bound, active, pepper, prepared[tenant_id], known, state, ruleset, act_as=act_as
+        )
+    if len(planned) != len(prepared):  # pragma: no cover - the function returns a row per tenant
+        raise LedgerDamaged("the compliance state of some tenants was not read")
+    results = {t: AppendResult(skipped_events=p.skipped_events) for t, p in planned.items() if not p.drafts}
+    writing = {t: p for t, p in planned.items() if p.drafts}
+    if not writing:
+        if callers:
+            await bound.execute(_RESTORE, callers[0])
+        return ManyAppended(results, None)
+    event_pairs = [(t, e.event_id) for t in writing for e in prepared[t].events]
+    heads = await bound.fetch(
+        _LOCK_HEADS, list(writing), [t for t, _ in event_pairs], [e for _, e in event_pairs]
+    )
+    recorded_at = clock()
+    tenants: list[str] = []
+    texts: list[str] = []
+    for tenant_id, head_seq, head_hash, events_seen, controls_seen in heads:
+        opened = _Opened(
+            state=None,
+            keys={},
+            seq=int(head_seq) if head_seq is not None else 0,
+            head=head_hash if head_hash is not None else GENESIS,
+            seen=set(zip(events_seen or (), controls_seen or (), strict=True)),
+        )
+        chained = _link(writing[tenant_id], opened, recorded_at)
+        results[tenant_id] = chained.result
+        if chained.result.rows:
+            await _checkpoint(bound, keys, tenant_id, chained, checkpoint_every, act_as=act_as)
+            tenants.append(sql_literal(str(tenant_id)))
+            texts.append(sql_literal(_rows_json(chained)))
+    if len(results) != len(prepared):  # pragma: no cover - the function returns a row per tenant
+        raise LedgerDamaged("the ledger heads of some tenants were not read")
+    if not tenants:
+        if callers:
+            await bound.execute(_RESTORE, callers[0])
+        return ManyAppended(results, None)
+    insert = (
+        f"SELECT compliance_insert_many(ARRAY[{','.join(tenants)}]::uuid[], ARRAY[{','.join(texts)}]::text[])"
+    )
+    if callers:  # the function restores the setting it finds: the caller's, first
+        insert = f"SELECT set_config('app.tenant_id', {sql_literal(callers[0])}, true); {insert}"
+    return ManyAppended(results, insert)
+
+
+class _States:
+    """Tenants' compliance states as last built, keyed by the JSON text they were built from
+    (`compliance_states_many`): the same text is the same state, so it is built once, not per claim."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._states: dict[uuid.UUID, tuple[str | None, TenantCompliance]] = {}
+
+    def get(self, tenant_id: uuid.UUID, raw: str | None) -> TenantCompliance:
+        known = self._states.get(tenant_id)
+        if known is not None and known[0] == raw:
+            return known[1]
+        state = state_from_row(tenant_id, _state_row(raw))
+        self._states.pop(tenant_id, None)
+        if len(self._states) >= self.limit:
+            del self._states[next(iter(self._states))]
+        self._states[tenant_id] = (raw, state)
+        return state
+
+
+def _state_row(raw: str | None) -> dict[str, Any] | None:
+    """`STATE_SQL`'s row from its JSON text (`compliance_states_many`): its one timestamp parsed back."""
+    if raw is None:
+        return None
+    row: dict[str, Any] = orjson.loads(raw)
+    if isinstance(row.get("created_at"), str):
+        row["created_at"] = datetime.fromisoformat(row["created_at"])
+    return row
+
+
+_STATES = _States()
 
 
 def checkpoint_document(

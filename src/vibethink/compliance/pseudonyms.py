@@ -46,6 +46,10 @@ _RESOLVE = """
     SELECT k.person_hash, k.secret FROM compliance_person_keys k
      WHERE k.tenant_id = $1 AND k.person_hash = ANY($2::varchar[])
     """
+_KEYS = (
+    "SELECT person_hash, secret FROM compliance_person_keys"
+    " WHERE tenant_id = $1 AND person_hash = ANY($2::varchar[])"
+)
 
 
 async def resolve(
@@ -61,6 +65,12 @@ async def resolve(
         session, _RESOLVE, tenant_id, unique_hashes, [os.urandom(32) for _ in unique_hashes]
     )
     secrets = {r[0]: bytes(r[1]) for r in rows}
+    missing = [h for h in unique_hashes if h not in secrets]
+    if missing:
+        # Made at the same moment by a transaction that committed after this statement's snapshot was
+        # taken (its insert waited for that one, then did nothing): a new statement sees them.
+        rows = await driver.fetch(session, _KEYS, tenant_id, missing)
+        secrets |= {r[0]: bytes(r[1]) for r in rows}
     return {i: pseudonym(secrets[h], i) for i, h in hashes.items()}
 
 

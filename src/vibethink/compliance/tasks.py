@@ -19,7 +19,13 @@ from vibethink.compliance import driver, ledger, retention, schedule
 from vibethink.compliance.keys import KeyStore, key_store
 from vibethink.compliance.rules import load_rules
 from vibethink.core.database import Database
-from vibethink.core.dispatcher import BatchHandler, ConsumerRegistry, DeliveredEvent, Handler
+from vibethink.core.dispatcher import (
+    BatchHandler,
+    ClaimHandler,
+    ConsumerRegistry,
+    DeliveredEvent,
+    Handler,
+)
 from vibethink.core.periodic import PeriodicJob
 from vibethink.core.settings import Settings, get_settings
 
@@ -61,8 +67,10 @@ def incoming(event: DeliveredEvent) -> ledger.IncomingEvent:
 
 def evidence_consumer(
     settings: Callable[[], Settings], keys: Callable[[Settings], KeyStore]
-) -> tuple[Handler, BatchHandler]:
-    """The consumer, one event or a tenant's batch at a time (one append, one lock, one insert).
+) -> tuple[Handler, BatchHandler, ClaimHandler]:
+    """The consumer, one event or a tenant's batch at a time (one append, one lock, one insert), or
+    several tenants' batches in one transaction (`ledger.append_many`: two calls for all of them, the
+    second returned for the dispatcher to send with the events' finish and COMMIT).
 
     Settings and keys are resolved at delivery, so a rotated key is picked up.
     """
@@ -88,14 +96,32 @@ def evidence_consumer(
     async def handle(session: AsyncSession, event: DeliveredEvent) -> None:
         await append(session, event.tenant_id, [event])
 
-    return handle, handle_many
+    async def handle_claim(
+        conn: asyncpg.Connection, shares: Sequence[tuple[uuid.UUID, Sequence[DeliveredEvent]]]
+    ) -> str | None:
+        current = settings()
+        appended = await ledger.append_many(
+            driver.Bound(None, conn),
+            keys(current),
+            current.secret_key.encode(),
+            [(tenant_id, [incoming(event) for event in events]) for tenant_id, events in shares],
+            checkpoint_every=current.compliance_checkpoint_every,
+        )
+        return appended.insert
+
+    return handle, handle_many, handle_claim
 
 
 def register(registry: ConsumerRegistry, *, settings: Callable[[], Settings] = get_settings) -> None:
-    handle, handle_many = evidence_consumer(settings, key_store)
+    handle, handle_many, handle_claim = evidence_consumer(settings, key_store)
     # Idempotent: the ledger records one row per (event, control), so its batches need no delivery record.
     registry.register(
-        CONSUMER, handle, event_types=set(load_rules().event_types), handle_many=handle_many, idempotent=True
+        CONSUMER,
+        handle,
+        event_types=set(load_rules().event_types),
+        handle_many=handle_many,
+        idempotent=True,
+        handle_claim=handle_claim,
     )
 
 

@@ -6,6 +6,11 @@ already handled an event (by id) is skipped when the event comes round again.
 A consumer that can take many events at once (`handle_many`) gets each tenant's share of a claimed
 batch in one transaction, which also marks the events DONE when it is their last consumer; if the
 batch fails, its events are retried one by one, so one bad event holds up no other.
+
+A consumer that can take several tenants' events at once (`handle_claim`) gets every tenant of a
+claim whose events only it wants in one transaction, which also finishes them: a claim's fixed costs
+(BEGIN, locks, inserts, COMMIT) are paid once, not once per tenant. If that transaction fails, each
+tenant's share goes through the path above on its own, so one tenant's failure costs no other its work.
 """
 
 from __future__ import annotations
@@ -58,6 +63,13 @@ Handler = Callable[[AsyncSession, DeliveredEvent], Awaitable[None]]
 # One tenant's events, in the order they were claimed, on a plain asyncpg connection inside the
 # delivery's transaction (whose RLS context is that tenant's, role SYSTEM). It must not commit.
 BatchHandler = Callable[[asyncpg.Connection, uuid.UUID, Sequence[DeliveredEvent]], Awaitable[None]]
+# Several tenants' events (each tenant's in the order claimed) in one transaction on a plain asyncpg
+# connection, role SYSTEM and no tenant set: the handler acts under each tenant's context itself and
+# leaves the transaction's setting as it found it. It must not commit; it may return one statement
+# (values inlined) that the dispatcher sends last, in one message with the events' finish and COMMIT.
+ClaimHandler = Callable[
+    [asyncpg.Connection, Sequence[tuple[uuid.UUID, Sequence[DeliveredEvent]]]], Awaitable[str | None]
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +81,7 @@ class Consumer:
     # Its batches record nothing twice for the same event by themselves (the evidence ledger is
     # unique by event and control): they keep no delivery record, and a retry simply runs them again.
     idempotent: bool = False
+    handle_claim: ClaimHandler | None = None
 
     def wants(self, event_type: str) -> bool:
         return self.event_types is None or event_type in self.event_types
@@ -86,13 +99,23 @@ class ConsumerRegistry:
         event_types: set[str] | None = None,
         handle_many: BatchHandler | None = None,
         idempotent: bool = False,
+        handle_claim: ClaimHandler | None = None,
     ) -> None:
-        """`handle` takes one event; `handle_many`, if given, must do the same for a tenant's batch.
-        `idempotent`: running `handle_many` again on events it handled changes nothing."""
+        """`handle` takes one event; `handle_many`, if given, must do the same for a tenant's batch,
+        and `handle_claim` for several tenants' batches at once (only with `handle_many`, and only
+        `idempotent`: it keeps no delivery record). `idempotent`: running `handle_many` (or
+        `handle_claim`) again on events it handled changes nothing."""
         if name in self._consumers:
             raise ValueError(f"consumer {name!r} is already registered")
+        if handle_claim is not None and (handle_many is None or not idempotent):
+            raise ValueError(f"consumer {name!r}: handle_claim needs handle_many and idempotent=True")
         self._consumers[name] = Consumer(
-            name, None if event_types is None else frozenset(event_types), handle, handle_many, idempotent
+            name,
+            None if event_types is None else frozenset(event_types),
+            handle,
+            handle_many,
+            idempotent,
+            handle_claim,
         )
 
     def for_event(self, event_type: str) -> list[Consumer]:
@@ -141,6 +164,7 @@ class Dispatcher:
         )
         self.batch_size = batch_size or db.settings.outbox_batch_size
         self.tenants_at_once = db.settings.outbox_tenants_at_once
+        self.claims_at_once = db.settings.outbox_claims_at_once
         self.lease_seconds = lease_seconds
         self.max_attempts = db.settings.outbox_max_attempts
         self.poll_seconds = db.settings.outbox_poll_seconds
@@ -214,6 +238,59 @@ class Dispatcher:
             if finish:  # DONE as the work commits, in the same message
                 await conn.execute(f"{self._finish_statement(finish)}; COMMIT")
 
+    async def _deliver_claim(
+        self, consumer: Consumer, shares: Sequence[tuple[uuid.UUID, Sequence[DeliveredEvent]]]
+    ) -> None:
+        """Several tenants' events, which only `consumer` wants (or none), in one transaction that
+        also finishes them all; if it fails, each tenant's share is processed on its own."""
+        assert consumer.handle_claim is not None
+        wanted: list[tuple[uuid.UUID, Sequence[DeliveredEvent]]] = []
+        for tenant_id, events in shares:
+            mine = [e for e in events if consumer.wants(e.event_type)]
+            if mine:
+                wanted.append((tenant_id, mine))
+        try:
+            async with self.db.driver_transaction(RlsContext(role="SYSTEM")) as conn:
+                last = await consumer.handle_claim(conn, wanted) if wanted else None
+                finish = self._finish_statement([e for _, events in shares for e in events])
+                await conn.execute(f"{last}; {finish}; COMMIT" if last else f"{finish}; COMMIT")
+        except Exception as exc:
+            log.warning(
+                "consumer %s failed on a claim of %d tenants, delivering each tenant's on its own: %s",
+                consumer.name,
+                len(shares),
+                exc,
+            )
+            await self._process_tenants(shares)
+
+    def _claimed_by(self, events: Sequence[DeliveredEvent]) -> Consumer | None:
+        """The one consumer with `handle_claim` that alone wants every one of `events` (events no
+        consumer wants may be among them), else None."""
+        found: Consumer | None = None
+        for event in events:
+            consumers = self.registry.for_event(event.event_type)
+            if not consumers:
+                continue
+            if len(consumers) > 1 or consumers[0].handle_claim is None:
+                return None
+            if found is not None and consumers[0] is not found:
+                return None
+            found = consumers[0]
+        return found
+
+    async def _process_tenants(self, shares: Sequence[tuple[uuid.UUID, Sequence[DeliveredEvent]]]) -> None:
+        """Each tenant's share on its own (`process_tenant`), up to `tenants_at_once` side by side."""
+        gate = asyncio.Semaphore(self.tenants_at_once)
+
+        async def one(tenant_id: uuid.UUID, group: Sequence[DeliveredEvent]) -> None:
+            async with gate:
+                await self.process_tenant(tenant_id, group)
+
+        outcomes = await asyncio.gather(*(one(t, g) for t, g in shares), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome  # the database failed under a tenant: after every other finished
+
     def _finish_statement(self, events: Sequence[DeliveredEvent]) -> str:
         """`outbox_finish_many` for `events` (only those this worker still holds), values inlined so
         that it can travel in one message with a COMMIT."""
@@ -282,6 +359,11 @@ class Dispatcher:
     async def run_once(self) -> int:
         """Claims and processes one batch, tenant by tenant; returns how many events it handled."""
         events = await self.claim()
+        await self.process_claim(events)
+        return len(events)
+
+    async def process_claim(self, events: Sequence[DeliveredEvent]) -> None:
+        """Every consumer on a claim's events, tenant by tenant (or many tenants at once)."""
         by_tenant: dict[uuid.UUID, list[DeliveredEvent]] = {}
         # In the order they happened (their transactions' start), whatever order the claim returned.
         for event in sorted(events, key=lambda e: e.occurred_at):
@@ -291,19 +373,24 @@ class Dispatcher:
                 await self._retry(event, f"lease expired {event.attempts - 1} times without a result")
             else:
                 by_tenant.setdefault(event.tenant_id, []).append(event)
-        # Tenants' shares are independent (each its own transactions, chain and lock): while one waits
-        # on the database another is worked on. Within a tenant the order above holds.
-        gate = asyncio.Semaphore(self.tenants_at_once)
-
-        async def one(tenant_id: uuid.UUID, group: list[DeliveredEvent]) -> None:
-            async with gate:
-                await self.process_tenant(tenant_id, group)
-
-        outcomes = await asyncio.gather(*(one(t, g) for t, g in by_tenant.items()), return_exceptions=True)
+        # Tenants whose events one many-tenant consumer alone wants go to it together, in one
+        # transaction; the others' shares are independent (each its own transactions, chain and lock):
+        # while one waits on the database another is worked on. Within a tenant the order above holds.
+        together: dict[str, tuple[Consumer, list[tuple[uuid.UUID, Sequence[DeliveredEvent]]]]] = {}
+        alone: list[tuple[uuid.UUID, Sequence[DeliveredEvent]]] = []
+        for tenant_id, group in by_tenant.items():
+            consumer = self._claimed_by(group)
+            if consumer is None:
+                alone.append((tenant_id, group))
+            else:
+                together.setdefault(consumer.name, (consumer, []))[1].append((tenant_id, group))
+        work = [self._deliver_claim(consumer, shares) for consumer, shares in together.values()]
+        if alone:
+            work.append(self._process_tenants(alone))
+        outcomes = await asyncio.gather(*work, return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
-                raise outcome  # the database failed under a tenant: after every other finished
-        return len(events)
+                raise outcome
 
     async def drain(self, *, max_batches: int = 1000) -> int:
         handled = 0
@@ -324,22 +411,44 @@ class Dispatcher:
         return conn
 
     async def run_forever(self) -> None:
+        """Claims and processes until stopped, with up to `claims_at_once` claims in hand: the next
+        claim is taken while the last one's work waits on the database, so the worker's CPU and the
+        database's overlap. A claim that finds nothing waits for a NOTIFY (or the poll interval)."""
         listener: asyncpg.Connection | None = None
+        slots = asyncio.Semaphore(self.claims_at_once)
+        running: set[asyncio.Task[None]] = set()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            slots.release()
+            if not task.cancelled() and task.exception() is not None:
+                log.error("outbox dispatch failed", exc_info=task.exception())
+
         try:
             while not self._stopping.is_set():
                 if listener is None or listener.is_closed():
                     # (Re)connect: a dropped LISTEN connection would silently turn wake-ups into polls.
                     listener = await self._listen()
+                await slots.acquire()
+                if self._stopping.is_set():
+                    slots.release()
+                    break
                 self._wake.clear()
                 try:
-                    handled = await self.run_once()
+                    events = await self.claim()
                 except Exception:
-                    log.exception("outbox dispatch failed; retrying after a pause")
-                    handled = 0
-                if handled:
+                    log.exception("outbox claim failed; retrying after a pause")
+                    events = []
+                if events:
+                    task = asyncio.create_task(self.process_claim(events))
+                    running.add(task)
+                    task.add_done_callback(finished)
                     continue
+                slots.release()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
         finally:
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
             if listener is not None and not listener.is_closed():
                 await listener.close()

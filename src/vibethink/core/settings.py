@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = 10
     outbox_batch_size: int = Field(default=100, ge=1, le=1000)  # events a worker claims at a time
     outbox_tenants_at_once: int = Field(default=4, ge=1, le=32)  # tenants' shares handled side by side
+    outbox_claims_at_once: int = Field(default=2, ge=1, le=8)  # claims a worker has in hand at once
 
     # Model providers. `grounded` needs no model and no network; a twin may choose another in its
     # twin_config (`model.provider`), and the keys come from here, never from tenant data.
