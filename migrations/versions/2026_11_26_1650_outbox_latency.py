@@ -17,17 +17,17 @@ restored.
 transactions that each lock several tenants cannot deadlock; each read after a lock is a new
 statement with a new snapshot: it sees everything committed before the lock was granted.
 
-Revision ID: 0021_outbox_latency
-Revises: 0020_hot_tenant_keys
-Create Date: 2026-11-26 15:00:00+00:00
+Revision ID: 0023_outbox_latency
+Revises: 0022_vector_search_ef
+Create Date: 2026-11-26 16:50:00+00:00
 """
 
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0021_outbox_latency"
-down_revision: str | None = "0020_hot_tenant_keys"
+revision: str = "0023_outbox_latency"
+down_revision: str | None = "0022_vector_search_ef"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
