@@ -1,14 +1,13 @@
 """Knowledge: the HNSW search is planned for its values and explores as much of the graph as needed.
 
-`knowledge_search_vector`'s HNSW statement had a generic plan after its first calls (plan cache mode
-`auto`): not knowing the twin or the vector, the planner sorted every one of the twin's rows by
-distance instead of walking the index — on the bench's 100,000-chunk twin 495 ms a search against
-59 ms (index read from disk) for the plan made for the values. It is now planned on every call. The
-rows it found were then read with `c.id = ANY(v_ids)`, whose generic plan walked all of the twin's
-rows by the source index (69 ms); they are now joined by their keys. And every statement of the
-function is now planned for its values (`plan_cache_mode = force_custom_plan`): once the plan cache
-switched to generic plans after five calls, a search took ~55 ms against 5–7 ms (psql, 30 calls on
-one connection, centred random vectors, index in memory).
+`knowledge_search_vector`'s statements switched to generic plans after five calls (plan cache mode
+`auto`), and two of them then read all of a big twin's rows: the HNSW statement, not knowing the twin
+or the vector, sorted every one of the twin's rows by distance instead of walking the index (on the
+bench's 100,000-chunk twin 495 ms against 59 ms for the plan made for its values, index read from
+disk), and the read of the chosen rows by `c.id = ANY(v_ids)` walked them by the source index (69 ms).
+Every statement of the function is now planned for its values (`plan_cache_mode =
+force_custom_plan`: ~55 ms a search became 5–7 ms, psql, 30 calls on one connection, centred random
+vectors, index in memory), and the chosen rows are joined by their keys.
 
 `knowledge_search_vector` ran every HNSW search with `hnsw.ef_search = 200`: the index holds every
 twin's chunks, the scan returns the `ef_search` nearest of them all and the tenant's filter keeps the
@@ -39,12 +38,6 @@ depends_on: str | Sequence[str] | None = None
 VECTOR = "knowledge_search_vector(uuid, vector, integer, integer)"
 HNSW_0011 = """            IF v_count > p_exact_below THEN
                 SELECT array_agg(h.id) INTO v_ids FROM (
-                    SELECT c.id FROM knowledge_chunks c
-                     WHERE c.tenant_id = v_tenant AND c.celebrity_id = p_celebrity_id
-                       AND c.embedding IS NOT NULL
-                     ORDER BY c.embedding <=> p_embedding
-                     LIMIT v_limit
-                ) h;
 """
 HNSW_0022 = """            IF v_count > p_exact_below THEN
                 -- Twice the candidates the twin's share of the table says k of its own need.
@@ -53,14 +46,7 @@ HNSW_0022 = """            IF v_count > p_exact_below THEN
                 PERFORM set_config('hnsw.ef_search',
                                    least(400, greatest(40, ceil(2 * v_limit * v_table / v_count)))::text,
                                    true);
-                -- Planned for its values on every call: a generic plan knows neither the twin nor the
-                -- vector, and sorts all of the twin's rows by distance instead of walking the index.
-                EXECUTE $q$ SELECT array_agg(h.id) FROM (
-                    SELECT c.id FROM knowledge_chunks c
-                     WHERE c.tenant_id = $1 AND c.celebrity_id = $2 AND c.embedding IS NOT NULL
-                     ORDER BY c.embedding <=> $3
-                     LIMIT $4
-                ) h $q$ INTO v_ids USING v_tenant, p_celebrity_id, p_embedding, v_limit;
+                SELECT array_agg(h.id) INTO v_ids FROM (
 """
 ROWS_0011 = """                  FROM knowledge_chunks c
                   JOIN knowledge_sources s ON s.tenant_id = c.tenant_id AND s.id = c.source_id
